@@ -1,0 +1,52 @@
+"""alertd's exception tree; every error says what failed and where.
+
+    AlertdError
+    ├── ParseError        a payload that cannot be trusted (names source, file/feed, reason)
+    ├── ConfigError       a configuration problem (names file and key)
+    ├── StoreError        the state file is corrupt, locked or unwritable (names the path)
+    └── FetchError        an upstream did not give a usable answer (names the source)
+"""
+
+from __future__ import annotations
+
+
+class AlertdError(Exception):
+    """Base of every error alertd raises on purpose."""
+
+
+class ParseError(AlertdError):
+    """A payload alertd will not turn into state.
+
+    Raised instead of returning an empty snapshot: an empty snapshot would read
+    as "all clear", which is the one lie alertd must never tell.
+    """
+
+    def __init__(self, source: str, reason: str, where: str | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.where = where
+        at = f" ({where})" if where else ""
+        super().__init__(f"cannot parse {source} payload{at}: {reason}")
+
+
+class ConfigError(AlertdError):
+    """One or more configuration problems, each naming the key at fault."""
+
+    def __init__(self, problems: list[str], path: str | None = None) -> None:
+        self.problems = problems
+        self.path = path
+        super().__init__("; ".join(problems))
+
+
+class StoreError(AlertdError):
+    """The state store cannot be opened or written."""
+
+
+class FetchError(AlertdError):
+    """An upstream request failed: timeout, HTTP error, oversized body."""
+
+    def __init__(self, source: str, reason: str, retry_after: float | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"{source}: {reason}")

@@ -1,0 +1,1 @@
+"""One module per upstream kind: a pure ``parse`` and the fetch parameters it needs."""
