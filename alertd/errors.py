@@ -1,10 +1,10 @@
 """alertd's exception tree; every error says what failed and where.
 
-    AlertdError
-    ├── ParseError        a payload that cannot be trusted (names source, file/feed, reason)
-    ├── ConfigError       a configuration problem (names file and key)
-    ├── StoreError        the state file is corrupt, locked or unwritable (names the path)
-    └── FetchError        an upstream did not give a usable answer (names the source)
+AlertdError
+├── ParseError        a payload that cannot be trusted (names source, file/feed, reason)
+├── ConfigError       a configuration problem (names file and key)
+├── StoreError        the state file is corrupt, locked or unwritable (names the path)
+└── FetchError        an upstream did not give a usable answer (names the source)
 """
 
 from __future__ import annotations

@@ -195,5 +195,7 @@ class AlertEvent(_Frozen):
 
     @staticmethod
     def make_id(*parts: object) -> str:
-        raw = "|".join("" if p is None else (p.isoformat() if isinstance(p, datetime) else str(p)) for p in parts)
+        raw = "|".join(
+            "" if p is None else (p.isoformat() if isinstance(p, datetime) else str(p)) for p in parts
+        )
         return hashlib.sha256(raw.encode()).hexdigest()[:24]

@@ -38,7 +38,9 @@ def decode_text(body: bytes, source: str, where: str | None) -> str:
             return body.decode("utf-16")
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ParseError(source, f"body is not UTF-8 or BOM-marked UTF-16 text ({exc.reason})", where) from exc
+        raise ParseError(
+            source, f"body is not UTF-8 or BOM-marked UTF-16 text ({exc.reason})", where
+        ) from exc
 
 
 def load_json(body: bytes, source: str, where: str | None) -> Any:
@@ -48,7 +50,9 @@ def load_json(body: bytes, source: str, where: str | None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParseError(source, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where) from exc
+        raise ParseError(
+            source, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where
+        ) from exc
     except RecursionError as exc:
         raise ParseError(source, "JSON nested too deeply", where) from exc
 
@@ -68,7 +72,9 @@ def load_xml(body: bytes, source: str, where: str | None) -> Element:
 
 def expect(value: Any, typ: type | tuple[type, ...], field: str, source: str, where: str | None) -> Any:
     """Return ``value`` if it has the expected type, else a ParseError naming the field."""
-    if not isinstance(value, typ) or (isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,))):
+    if not isinstance(value, typ) or (
+        isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,))
+    ):
         names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
         raise ParseError(source, f"field {field!r} should be {names}, got {type(value).__name__}", where)
     return value

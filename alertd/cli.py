@@ -1,0 +1,283 @@
+"""The ``alertd`` command line: run, check, parse, status, subscribers, test-notify, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alertd import __version__
+from alertd.errors import ConfigError, ParseError, StoreError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+PARSE_KINDS = ("alerts_in_ua", "ukrainealarm", "rss", "cap", "oref")
+
+
+def _config_path(value: str | None) -> Path | None:
+    raw = value or os.environ.get("ALERTD_CONFIG")
+    return Path(raw) if raw else None
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="configuration file (TOML); default: $ALERTD_CONFIG",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alertd",
+        description="Civilian air-alert notification daemon: polls alert feeds and advisories, "
+        "tracks alert state and notifies subscribers through Apprise.",
+    )
+    parser.add_argument("--version", action="version", version=f"alertd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="run the daemon (poll, track, deliver) until SIGTERM/SIGINT")
+    _add_config(p)
+    p.add_argument(
+        "--once", action="store_true", help="poll every source once, deliver what is due, and exit"
+    )
+    p.add_argument("--log-format", choices=("text", "json"), help="log line format (default: config or text)")
+    p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
+
+    p = sub.add_parser("check", help="validate the configuration and print one line per problem")
+    _add_config(p)
+    p.add_argument("--no-url-check", action="store_true", help="skip loading Apprise URLs")
+
+    p = sub.add_parser(
+        "parse",
+        help="print what alertd sees in saved feed payloads, as JSON Lines",
+        description="Parse saved upstream payloads and print one JSON object per active alert or notice. "
+        "On an untrustworthy payload print one error line on stderr and exit non-zero.",
+    )
+    p.add_argument("--source", required=True, choices=PARSE_KINDS, help="upstream kind of the payload")
+    p.add_argument("files", nargs="+", metavar="FILE", help="payload files; - reads standard input")
+
+    p = sub.add_parser("status", help="print active alerts and source health from the state file")
+    _add_config(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "run": cmd_run,
+        "check": cmd_check,
+        "parse": cmd_parse,
+        "status": cmd_status,
+    }[args.command]
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"config error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"state error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- parse ------------------------------------------------------------------------------
+def _parse_record(item: object) -> dict:
+    from alertd.model import ActiveAlert, Notice
+
+    if isinstance(item, ActiveAlert):
+        record = {
+            "source": None,
+            "kind": str(item.kind),
+            "region": {
+                "code": item.region.code,
+                "level": str(item.region.level),
+                "name": item.region.name("uk"),
+                "name_en": item.region.name_en,
+                "oblast": item.region.oblast,
+            },
+            "source_id": item.source_id,
+            "started_at": _iso(item.started_at),
+        }
+        if item.ended_at is not None:
+            record["ended_at"] = _iso(item.ended_at)
+        return record
+    assert isinstance(item, Notice)
+    data = item.model_dump(mode="json", exclude_none=True)
+    data["published_at"] = _iso(item.published_at)
+    data["updated_at"] = _iso(item.updated_at)
+    data["kind"] = str(item.kind)
+    return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from alertd.model import Snapshot
+    from alertd.poll import PARSERS
+    from alertd.regions import RegionRegistry
+
+    registry = RegionRegistry.load()
+    parse = PARSERS[args.source]
+    lines: list[str] = []
+    for name in args.files:
+        where = "<stdin>" if name == "-" else name
+        try:
+            body = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        except OSError as exc:
+            print(f"alertd parse: cannot read {name}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            result = parse(body, source=args.source, registry=registry, where=where)
+        except ParseError as exc:
+            print(f"alertd parse: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        if isinstance(result, Snapshot):
+            for warning in result.warnings:
+                print(f"alertd parse: warning: {where}: {warning}", file=sys.stderr)
+            for item in (*result.alerts, *result.ended):
+                record = _parse_record(item)
+                record["source"] = args.source
+                record["status"] = "ended" if item.ended_at is not None or item in result.ended else "active"
+                lines.append(json.dumps(record, ensure_ascii=False))
+        else:
+            for notice in result:
+                lines.append(json.dumps(_parse_record(notice), ensure_ascii=False))
+    # all files parsed before anything is printed: a bad file yields nothing on stdout
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+# -- check ------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from alertd.config import load_settings, summary
+    from alertd.regions import RegionRegistry
+
+    path = _config_path(args.config)
+    if path is None:
+        print("alertd check: no configuration: pass --config PATH or set ALERTD_CONFIG", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        settings = load_settings(path, registry=RegionRegistry.load(), validate_urls=not args.no_url_check)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line)
+        return EXIT_CONFIG
+    print(summary(settings))
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace):
+    from alertd.config import load_settings
+    from alertd.regions import RegionRegistry
+
+    path = _config_path(args.config)
+    if path is None:
+        raise ConfigError(["no configuration: pass --config PATH or set ALERTD_CONFIG"])
+    registry = RegionRegistry.load()
+    return load_settings(path, registry=registry), registry
+
+
+# -- run --------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from alertd.app import run_app
+
+    settings, registry = _load(args)
+    return asyncio.run(
+        run_app(settings, registry, once=args.once, log_format=args.log_format, log_level=args.log_level)
+    )
+
+
+# -- status -----------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from alertd.store import Store
+
+    settings, _registry = _load(args)
+    if not settings.db_path.exists():
+        print(f"no state yet at {settings.db_path} (alertd has not run with this configuration)")
+        return EXIT_OK
+    store = Store(settings.db_path)
+    try:
+        active = store.active_alerts()
+        cursors = {c.name: c for c in store.cursors()}
+        depth = store.outbox_depth() if hasattr(store, "outbox_depth") else None
+    finally:
+        store.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "active": [
+                        {
+                            "region": a.region.code,
+                            "name": a.region.name(settings.language),
+                            "kind": str(a.kind),
+                            "started_at": _iso(a.started_at),
+                            "source": a.source,
+                        }
+                        for a in active
+                    ],
+                    "sources": {
+                        cfg.name: _cursor_json(cursors.get(cfg.name))
+                        for cfg in settings.sources
+                        if cfg.enabled
+                    },
+                    "outbox": depth,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return EXIT_OK
+    print(f"active alerts: {len(active)}")
+    for a in active:
+        print(
+            f"  {a.kind:<14} {a.region.code:<10} {a.region.name(settings.language)}  since {_iso(a.started_at)}  ({a.source})"
+        )
+    print("sources:")
+    now = datetime.now(UTC)
+    for cfg in settings.sources:
+        if not cfg.enabled:
+            continue
+        c = cursors.get(cfg.name)
+        if c is None or c.last_attempt is None:
+            print(f"  {cfg.name:<20} never polled")
+            continue
+        health = (
+            "ok"
+            if c.consecutive_failures == 0
+            else f"FAILING ({c.consecutive_failures} in a row: {c.last_error})"
+        )
+        ago = f"{(now - c.last_success).total_seconds():.0f}s ago" if c.last_success else "never"
+        print(f"  {cfg.name:<20} {health}; last success {ago}; polls every {cfg.interval:g}s")
+    if depth is not None:
+        print(f"outbox: {depth}")
+    return EXIT_OK
+
+
+def _cursor_json(c) -> dict | None:
+    if c is None:
+        return None
+    return {
+        "last_success": _iso(c.last_success),
+        "last_attempt": _iso(c.last_attempt),
+        "consecutive_failures": c.consecutive_failures,
+        "last_error": c.last_error,
+    }
+
+
+logging.getLogger("alertd").addHandler(logging.NullHandler())

@@ -1,0 +1,765 @@
+"""alertd's configuration: one TOML file, ``ALERTD_*`` environment overrides, secret files.
+
+Why it is shaped this way:
+
+* **One place decides what is valid.** Everything that can be wrong with a
+  configuration is found at load time and reported *together* as one
+  :class:`~alertd.errors.ConfigError` whose lines each name the file and the key
+  (``alertd.toml: sources[0].interval: ...``). A daemon that tells people when to
+  take shelter must not start half-configured, and an operator fixing a file
+  should not have to run ``alertd check`` once per mistake.
+* **Priority** is ``init kwargs > environment > TOML file > defaults``, built with
+  pydantic-settings sources. The file path and the environment mapping are passed
+  per call (:func:`load_settings` binds them into a throw-away subclass), so there
+  is no module-level mutable state and tests never need to touch ``os.environ``.
+* **Secrets** (API tokens, Apprise URLs that carry tokens and phone numbers) are
+  ``SecretStr`` and can live in files (``token_file``, ``urls_file``, or systemd's
+  ``$CREDENTIALS_DIRECTORY/<source>.token``). No error text or log line built here
+  ever contains one: Apprise URLs are shown through :func:`mask_url`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from alertd.errors import ConfigError
+from alertd.model import AlertKind, Region
+
+__all__ = [
+    "DEFAULT_URLS",
+    "ENV_CONFIG",
+    "ENV_PREFIX",
+    "DeliveryConfig",
+    "HttpConfig",
+    "OperatorsConfig",
+    "RegionLookup",
+    "Settings",
+    "SourceConfig",
+    "SourceType",
+    "SubscriberConfig",
+    "TrackerConfig",
+    "load_settings",
+    "mask_url",
+    "semantic_problems",
+    "summary",
+]
+
+ENV_PREFIX = "ALERTD_"
+#: The environment variable naming the config file when no ``--config`` is given.
+ENV_CONFIG = "ALERTD_CONFIG"
+#: systemd's ``LoadCredential=`` directory; relative secret paths resolve against it.
+ENV_CREDENTIALS = "CREDENTIALS_DIRECTORY"
+
+SourceType = Literal["alerts_in_ua", "ukrainealarm", "rss", "cap", "oref"]
+Language = Literal["uk", "en"]
+
+#: Endpoint used when a source gives no ``url``. rss and cap have none: they are generic.
+DEFAULT_URLS: dict[str, str] = {
+    "alerts_in_ua": "https://api.alerts.in.ua/v1/alerts/active.json",
+    "ukrainealarm": "https://api.ukrainealarm.com/api/v3/alerts",
+    "oref": "https://www.oref.org.il/warningMessages/alert/alerts.json",
+}
+#: Source types whose API refuses anonymous requests.
+TOKEN_REQUIRED: frozenset[str] = frozenset({"alerts_in_ua", "ukrainealarm"})
+#: Poll intervals for types that should not use the 10 s state-feed default:
+#: advisories change a few times a day and publishers dislike being hammered.
+DEFAULT_INTERVALS: dict[str, float] = {"rss": 300.0, "cap": 300.0}
+
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+
+SourceName = Annotated[str, StringConstraints(pattern=_NAME_PATTERN, max_length=64)]
+CountryCode = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Z]{2}$")]
+
+
+class RegionLookup(Protocol):
+    """What config validation needs from :class:`alertd.regions.RegionRegistry`.
+
+    A protocol so tests (and ``alertd check`` before the registry loads) can pass
+    a small fake; ``find``/``search`` are used for suggestions when present.
+    """
+
+    def get(self, code: str) -> Region | None: ...
+
+
+class _Frozen(BaseModel):
+    """Frozen and strict about unknown keys: a typo must fail loudly, not be ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceConfig(_Frozen):
+    """One upstream feed alertd polls."""
+
+    name: SourceName = Field(description="Unique name, [a-z0-9][a-z0-9._-]*; appears in logs and events.")
+    type: SourceType = Field(description="Which parser and fetch parameters apply.")
+    url: str | None = Field(
+        default=None, description="Endpoint; defaults per type (DEFAULT_URLS). Required for rss and cap."
+    )
+    token: SecretStr | None = Field(default=None, description="API token (alerts_in_ua, ukrainealarm).")
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding the token; relative paths resolve against $CREDENTIALS_DIRECTORY "
+        "if set, else the config file's folder.",
+    )
+    interval: float = Field(
+        default=10.0, ge=1, le=86400, description="Seconds between polls (rss/cap default 300)."
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds allowed per request.")
+    max_bytes: int = Field(default=5_000_000, gt=0, description="Response size cap in bytes.")
+    jitter: float = Field(default=0.5, ge=0, le=3600, description="Seconds of random jitter on the schedule.")
+    allowance: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds a source may fail before it counts as down; default max(60, 6*interval).",
+    )
+    country: CountryCode | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 country this advisory source is about (routing)."
+    )
+    enabled: bool = Field(default=True, description="A disabled source is validated but never polled.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (e.g. Referer).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_type_interval(cls, data: Any) -> Any:
+        """Give rss/cap their slower default interval unless one was written explicitly."""
+        if isinstance(data, Mapping) and "interval" not in data:
+            default = DEFAULT_INTERVALS.get(str(data.get("type")))
+            if default is not None:
+                return {**data, "interval": default}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """Only http(s): the fetcher speaks nothing else, better to say so at load time."""
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def effective_url(self) -> str | None:
+        """The URL actually polled: the configured one or the type's default."""
+        return self.url or DEFAULT_URLS.get(self.type)
+
+    @property
+    def effective_allowance(self) -> float:
+        """Seconds of failure tolerated before operators hear the source is down."""
+        if self.allowance is not None:
+            return self.allowance
+        return max(60.0, 6 * self.interval)
+
+
+class SubscriberConfig(_Frozen):
+    """A person or group that hears about alerts in some regions through some channels."""
+
+    name: str = Field(min_length=1, max_length=128, description="Unique name; appears in logs.")
+    regions: list[str] = Field(
+        default_factory=list, description='Region codes from the registry, e.g. "UA-30" or "ua:6293".'
+    )
+    kinds: list[AlertKind] = Field(
+        default_factory=list, description="Alert kinds to hear; empty: every kind."
+    )
+    advisories: list[str] = Field(
+        default_factory=list,
+        description="Source names or ISO country codes whose advisories this subscriber hears.",
+    )
+    language: Language | None = Field(default=None, description="Message language; None: the global one.")
+    urls: list[SecretStr] = Field(
+        default_factory=list, description="Apprise URLs (secrets: they hold tokens and phone numbers)."
+    )
+    urls_file: Path | None = Field(
+        default=None, description="File with one Apprise URL per line, appended to urls."
+    )
+
+
+class OperatorsConfig(_Frozen):
+    """Where alertd reports on itself: sources down, dead letters, recovery."""
+
+    urls: list[SecretStr] = Field(default_factory=list, description="Apprise URLs for operator notices.")
+    urls_file: Path | None = Field(default=None, description="File with one Apprise URL per line.")
+    language: Language = Field(default="en", description="Language of operator notices.")
+
+
+class HttpConfig(_Frozen):
+    """The small HTTP server for /healthz and /metrics."""
+
+    enabled: bool = Field(default=True, description="Serve /healthz and /metrics.")
+    listen: str = Field(default="127.0.0.1:9177", description="host:port to bind; [v6addr]:port for IPv6.")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        """Reject a bad bind address now rather than when the daemon is already running."""
+        _split_host_port(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return _split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return _split_host_port(self.listen)[1]
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected host:port, got {value!r}")
+    if host.startswith("["):
+        if not host.endswith("]") or len(host) < 3:
+            raise ValueError(f"bad IPv6 host in {value!r}")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"IPv6 hosts must be bracketed, e.g. [::1]:9177, got {value!r}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be 1-65535 in {value!r}")
+    return host, int(port_text)
+
+
+class TrackerConfig(_Frozen):
+    """Knobs of the alert-correctness rules (DESIGN §3)."""
+
+    announce_existing: bool = Field(
+        default=False, description="Announce alerts already active at a fresh install's first poll."
+    )
+    end_confirmations: int = Field(
+        default=2, ge=1, le=100, description="Consecutive good polls without an alert before it ends."
+    )
+    suspicious_drop: int = Field(
+        default=10,
+        ge=0,
+        description="A state feed dropping from >= this many alerts to zero in one poll is held as "
+        "suspicious until confirmed (0 disables).",
+    )
+
+
+class DeliveryConfig(_Frozen):
+    """How the dispatcher drains the outbox."""
+
+    concurrency: int = Field(default=64, ge=1, le=10_000, description="Deliveries in flight at once.")
+    max_attempts: int = Field(default=8, ge=1, le=1000, description="Attempts before a delivery is dead.")
+    retry_base: float = Field(default=2.0, gt=0, description="Seconds; base of the exponential backoff.")
+    retry_max: float = Field(default=300.0, gt=0, description="Seconds; cap on one backoff delay.")
+    start_max_age: float = Field(
+        default=1800.0, gt=0, description="A start notice older than this (seconds) is dead-lettered."
+    )
+    timeout: float = Field(default=15.0, gt=0, le=600, description="Seconds allowed per delivery.")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> DeliveryConfig:
+        if self.retry_max < self.retry_base:
+            raise ValueError("retry_max must be >= retry_base")
+        return self
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`, not directly.
+
+    ``Settings()`` on its own reads only init kwargs and ``os.environ``; the
+    TOML file and a caller-supplied environment are bound per call by
+    :func:`load_settings`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    state_dir: Path = Field(default=Path("/var/lib/alertd"), description="Where the SQLite state lives.")
+    language: Language = Field(default="uk", description="Default message language.")
+    timezone: str = Field(default="Europe/Kyiv", description="IANA zone for local times in messages.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field(default="text", description="Human text or JSON lines.")
+    sources: list[SourceConfig] = Field(default_factory=list, description="Upstream feeds to poll.")
+    subscribers: list[SubscriberConfig] = Field(default_factory=list, description="Who hears what.")
+    operators: OperatorsConfig = Field(default_factory=OperatorsConfig, description="Operator channels.")
+    http: HttpConfig = Field(default_factory=HttpConfig, description="/healthz and /metrics server.")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Alert-correctness knobs.")
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig, description="Outbox dispatcher knobs.")
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description='Jinja2 template overrides keyed "<status>.<language>", e.g. "started.uk".',
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """Local times in an air-raid notice must be right; an unknown zone is an error, not UTC."""
+        problem = _timezone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite state file."""
+        return self.state_dir / "alertd.sqlite3"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """No .env file and no secrets_dir: secrets come through token_file/urls_file instead."""
+        return init_settings, env_settings
+
+
+def _timezone_problem(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"unknown time zone {value!r} (use an IANA name such as 'Europe/Kyiv')"
+    return None
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """EnvSettingsSource reading a given mapping instead of ``os.environ``.
+
+    Lets callers (tests, ``alertd check`` with a synthetic environment) load
+    settings without mutating process-wide state.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def _bound_settings_class(path: Path | None, environ: Mapping[str, str]) -> type[Settings]:
+    """A Settings subclass whose sources are (init kwargs, ``environ``, TOML at ``path``).
+
+    pydantic-settings builds sources from the class, so binding per call means a
+    class per call; it keeps the path and environment out of any global.
+    """
+
+    class _BoundSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [
+                init_settings,
+                _MappingEnvSource(settings_cls, environ),
+            ]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    _BoundSettings.__name__ = _BoundSettings.__qualname__ = "Settings"
+    return _BoundSettings
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_settings(
+    path: Path | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    registry: RegionLookup | None = None,
+    validate_urls: bool = True,
+    **overrides: Any,
+) -> Settings:
+    """Load, resolve secret files and validate; raise one ConfigError listing every problem.
+
+    ``path`` is the ``--config`` file; when None, ``$ALERTD_CONFIG`` (from ``env``)
+    names it, and without either only the environment and defaults apply. ``env``
+    defaults to ``os.environ``. ``registry`` defaults to the shipped region
+    registry (loaded only if some subscriber names regions). ``overrides`` are
+    init kwargs and win over everything. ``validate_urls`` toggles the Apprise
+    check, which tests of unrelated parts may want off.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if path is None and environ.get(ENV_CONFIG):
+        path = Path(environ[ENV_CONFIG])
+    where = f"{path}: " if path is not None else ""
+    shown = str(path) if path is not None else None
+
+    if path is not None:
+        if not path.exists():
+            raise ConfigError([f"{path}: cannot read config file: No such file or directory"], shown)
+        if not path.is_file():
+            raise ConfigError([f"{path}: cannot read config file: not a regular file"], shown)
+
+    # Not prefixed with the file: these come from the environment, not from it.
+    problems = _unknown_env_problems(environ)
+    cls = _bound_settings_class(path, environ)
+    try:
+        settings: Settings = cls(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([*problems, f"{path}: invalid TOML: {exc}"], shown) from None
+    except OSError as exc:
+        raise ConfigError(
+            [*problems, f"{path}: cannot read config file: {exc.strerror or exc}"], shown
+        ) from None
+    except SettingsError as exc:
+        # e.g. ALERTD_SOURCES holding invalid JSON; the message names the field, not the value.
+        raise ConfigError([*problems, where + _settings_error_text(exc)], shown) from None
+    except ValidationError as exc:
+        raise ConfigError([*problems, *(where + line for line in _validation_lines(exc))], shown) from None
+
+    base_dir = path.parent if path is not None else Path.cwd()
+    settings, secret_problems = _resolve_secrets(settings, environ, base_dir)
+    problems += [where + p for p in secret_problems]
+
+    if registry is None and any(s.regions for s in settings.subscribers):
+        from alertd.regions import RegionRegistry
+
+        registry = RegionRegistry.load()
+    problems += [where + p for p in semantic_problems(settings, registry, validate_urls=validate_urls)]
+    if problems:
+        raise ConfigError(problems, shown)
+    return settings
+
+
+def _unknown_env_problems(environ: Mapping[str, str]) -> list[str]:
+    """Top-level ``ALERTD_*`` names that match no setting (nested ones pydantic catches)."""
+    known = set(Settings.model_fields)
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == ENV_CONFIG:
+            continue
+        top = upper[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if top not in known:
+            problems.append(f"{name}: unknown setting (environment variable)")
+    return problems
+
+
+def _settings_error_text(exc: SettingsError) -> str:
+    text = str(exc)
+    m = re.search(r'field "([^"]+)"', text)
+    if m:
+        return f"{m.group(1)}: cannot parse the environment value (expected JSON)"
+    return f"cannot read settings: {text}"
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    """('sources', 0, 'interval') -> 'sources[0].interval' — the spelling operators see in TOML."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _validation_lines(exc: ValidationError) -> list[str]:
+    """One ``key: message`` line per pydantic error; messages never echo input values."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        lines.append(f"{_format_loc(err['loc'])}: {msg}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# secret files
+
+
+def _secret_path(value: Path, environ: Mapping[str, str], base_dir: Path) -> Path:
+    """Relative paths: systemd's credentials directory if we run under LoadCredential, else next to the config."""
+    value = value.expanduser()
+    if value.is_absolute():
+        return value
+    creds = environ.get(ENV_CREDENTIALS)
+    return (Path(creds) if creds else base_dir) / value
+
+
+def _read_text(path: Path) -> tuple[str | None, str | None]:
+    try:
+        return path.read_text(encoding="utf-8"), None
+    except UnicodeDecodeError:
+        return None, f"cannot read {path}: not UTF-8 text"
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or exc}"
+
+
+def _read_token(path: Path, key: str) -> tuple[SecretStr | None, str | None]:
+    text, error = _read_text(path)
+    if text is None:
+        return None, f"{key}: {error}"
+    token = text.rstrip("\r\n")
+    if not token.strip():
+        return None, f"{key}: {path} is empty"
+    return SecretStr(token), None
+
+
+def _read_urls(path: Path, key: str) -> tuple[list[SecretStr], str | None]:
+    text, error = _read_text(path)
+    if text is None:
+        return [], f"{key}: {error}"
+    urls = [line.strip() for line in text.splitlines()]
+    return [SecretStr(u) for u in urls if u and not u.startswith("#")], None
+
+
+def _resolve_secrets(
+    settings: Settings, environ: Mapping[str, str], base_dir: Path
+) -> tuple[Settings, list[str]]:
+    """Fold token_file / urls_file / $CREDENTIALS_DIRECTORY/<name>.token into the settings."""
+    problems: list[str] = []
+    creds = environ.get(ENV_CREDENTIALS)
+
+    sources = []
+    for i, src in enumerate(settings.sources):
+        token = src.token
+        if src.token_file is not None:
+            token, error = _read_token(
+                _secret_path(src.token_file, environ, base_dir), f"sources[{i}].token_file"
+            )
+            if error:
+                problems.append(error)
+        elif token is None and creds:
+            candidate = Path(creds) / f"{src.name}.token"
+            if candidate.is_file():
+                token, error = _read_token(candidate, f"sources[{i}].token")
+                if error:
+                    problems.append(error)
+        sources.append(src if token is src.token else src.model_copy(update={"token": token}))
+
+    subscribers = []
+    for i, sub in enumerate(settings.subscribers):
+        if sub.urls_file is None:
+            subscribers.append(sub)
+            continue
+        extra, error = _read_urls(
+            _secret_path(sub.urls_file, environ, base_dir), f"subscribers[{i}].urls_file"
+        )
+        if error:
+            problems.append(error)
+        subscribers.append(sub.model_copy(update={"urls": [*sub.urls, *extra]}))
+
+    operators = settings.operators
+    if operators.urls_file is not None:
+        extra, error = _read_urls(_secret_path(operators.urls_file, environ, base_dir), "operators.urls_file")
+        if error:
+            problems.append(error)
+        operators = operators.model_copy(update={"urls": [*operators.urls, *extra]})
+
+    resolved = settings.model_copy(
+        update={"sources": sources, "subscribers": subscribers, "operators": operators}
+    )
+    return resolved, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# semantic checks
+
+
+def semantic_problems(
+    settings: Settings, registry: RegionLookup | None, *, validate_urls: bool = True
+) -> list[str]:
+    """Problems a schema cannot see: cross-references, duplicates, region codes, Apprise URLs.
+
+    ``registry`` None skips the region-code check (nothing to check against).
+    Lines are ``key: message`` without a file prefix; :func:`load_settings` adds it.
+    """
+    problems: list[str] = []
+    tz_problem = _timezone_problem(settings.timezone)
+    if tz_problem:
+        problems.append(f"timezone: {tz_problem}")
+
+    source_names: dict[str, int] = {}
+    for i, src in enumerate(settings.sources):
+        key = f"sources[{i}]"
+        if src.name in source_names:
+            problems.append(
+                f"{key}.name: duplicate source name {src.name!r} (also sources[{source_names[src.name]}])"
+            )
+        else:
+            source_names[src.name] = i
+        if src.effective_url is None:
+            problems.append(f"{key}.url: required for type {src.type}")
+        if src.type in TOKEN_REQUIRED and src.token is None and src.token_file is None:
+            problems.append(f"{key}.token: {src.type} needs an API token (token or token_file)")
+
+    sub_names: dict[str, int] = {}
+    for i, sub in enumerate(settings.subscribers):
+        key = f"subscribers[{i}]"
+        if sub.name in sub_names:
+            problems.append(
+                f"{key}.name: duplicate subscriber name {sub.name!r} (also subscribers[{sub_names[sub.name]}])"
+            )
+        else:
+            sub_names[sub.name] = i
+        if registry is not None:
+            for j, code in enumerate(sub.regions):
+                if registry.get(code) is None:
+                    problems.append(
+                        f"{key}.regions[{j}]: unknown region code {code!r}{_suggest(registry, code)}"
+                    )
+        for j, adv in enumerate(sub.advisories):
+            if adv not in source_names and not _COUNTRY_RE.match(adv):
+                problems.append(
+                    f"{key}.advisories[{j}]: {adv!r} is neither a source name nor an ISO country code (e.g. 'UA')"
+                )
+        if not sub.urls and sub.urls_file is None:
+            problems.append(f"{key}.urls: no notification URLs (urls or urls_file)")
+        if validate_urls:
+            problems += _apprise_problems(f"{key}.urls", sub.urls)
+
+    if validate_urls:
+        problems += _apprise_problems("operators.urls", settings.operators.urls)
+    return problems
+
+
+def _suggest(registry: RegionLookup, code: str) -> str:
+    """'(did you mean UA-30 Kyiv?)' from the registry's name lookups, when it has them."""
+    matches: list[Region] = []
+    for method, args in (("find", (code,)), ("search", (code, 3))):
+        fn = getattr(registry, method, None)
+        if fn is None:
+            continue
+        try:
+            matches = list(fn(*args))[:3]
+        except Exception:  # a suggestion must never turn into a crash
+            matches = []
+        if matches:
+            break
+    if not matches:
+        return ""
+    return " (did you mean " + ", ".join(f"{r.code} {r.name('en')}" for r in matches) + "?)"
+
+
+def _apprise_problems(key: str, urls: Sequence[SecretStr]) -> list[str]:
+    problems = []
+    for j, secret in enumerate(urls):
+        url = secret.get_secret_value()
+        plugin, reason = _instantiate(url)
+        if plugin is None:
+            tail = f": {reason}" if reason else ""
+            problems.append(f"{key}[{j}]: Apprise cannot load {_short_mask(url)!r}{tail}")
+    return problems
+
+
+def _instantiate(url: str) -> tuple[Any, str]:
+    """Apprise's plugin for ``url`` (or None) and its complaint with the secret parts redacted.
+
+    Apprise logs a failed URL verbatim (``Unparseable URL tgram://<token>``), so
+    while it parses, its logger's records are captured here instead of
+    propagating to the application's handlers.
+    """
+    import apprise
+
+    logger = logging.getLogger("apprise")
+    propagate = logger.propagate
+    reason = ""
+    try:
+        logger.propagate = False
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+            reason = captured.getvalue()
+    except Exception as exc:  # Apprise promises not to raise, but a config check must not crash
+        plugin, reason = None, type(exc).__name__
+    finally:
+        logger.propagate = propagate
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return plugin, _redact(lines[-1] if lines else "", url)
+
+
+def _redact(text: str, url: str) -> str:
+    """Remove every piece of ``url`` beyond its scheme from ``text`` (Apprise echoes URLs)."""
+    text = text.replace(url, _short_mask(url))
+    _, _, rest = url.partition("://")
+    for piece in sorted(re.split(r"[/:@?&=#]+", rest), key=len, reverse=True):
+        if len(piece) >= 4:
+            text = text.replace(piece, "****")
+    return text
+
+
+def _short_mask(url: str) -> str:
+    """``scheme://`` + the first 4 characters after it + '…': enough to find the line, not the secret."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url[:4] + "…"
+    return f"{scheme}://{rest[:4]}…"
+
+
+def mask_url(url: str | SecretStr) -> str:
+    """A form of an Apprise URL safe for logs: Apprise's own privacy URL, else ``scheme://****``.
+
+    The query string is dropped: it is mostly Apprise's defaults and adds noise to every log line.
+    """
+    raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+    return _mask_raw(raw)
+
+
+@functools.lru_cache(maxsize=1024)
+def _mask_raw(raw: str) -> str:
+    """Cached: the dispatcher logs every delivery and a plugin instantiation is not free."""
+    plugin, _ = _instantiate(raw)
+    if plugin is not None:
+        try:
+            return str(plugin.url(privacy=True)).split("?", 1)[0]
+        except Exception:
+            pass
+    scheme, sep, _ = raw.partition("://")
+    return f"{scheme}://****" if sep else "****"
+
+
+def summary(settings: Settings) -> str:
+    """One line for ``alertd check`` and the start-up log: what will run, no secrets."""
+    names = ", ".join(s.name if s.enabled else f"{s.name} (disabled)" for s in settings.sources)
+    channels = sum(len(s.urls) for s in settings.subscribers)
+    ops = len(settings.operators.urls)
+    parts = [
+        _plural(len(settings.sources), "source") + (f" ({names})" if names else ""),
+        _plural(len(settings.subscribers), "subscriber"),
+        _plural(channels, "channel"),
+        _plural(ops, "operator channel"),
+    ]
+    return "config OK: " + ", ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -1,0 +1,285 @@
+"""The daemon: schedules polls, feeds the tracker, commits to the store, wakes the dispatcher.
+
+This is the imperative shell. Each poll is: fetch+parse (may fail: then nothing
+changes but the source's failure count) → pure tracker step → one store
+transaction (state, events, outbox rows) → log lines → wake delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from alertd.config import Settings, SourceConfig
+from alertd.errors import FetchError, ParseError
+from alertd.fetch import backoff_delay, make_client
+from alertd.logs import kv
+from alertd.model import AlertEvent, EventStatus, Snapshot
+from alertd.poll import poll_source
+from alertd.regions import RegionRegistry
+from alertd.store import OutboxRouter, Store
+from alertd.tracker import TrackerPolicy, apply_snapshot, diff_notices, unchanged_snapshot
+
+log = logging.getLogger("alertd")
+
+
+class Hooks(Protocol):
+    """What the daemon tells the rest of the process (metrics, operator notices, delivery)."""
+
+    def poll_ok(self, source: str, received_wall: float) -> None: ...
+    def poll_failed(self, source: str, error: str) -> None: ...
+    def events(self, events: list[AlertEvent], received_wall: float) -> None: ...
+
+
+class NoHooks:
+    def poll_ok(self, source: str, received_wall: float) -> None:
+        pass
+
+    def poll_failed(self, source: str, error: str) -> None:
+        pass
+
+    def events(self, events: list[AlertEvent], received_wall: float) -> None:
+        pass
+
+
+def describe_event(event: AlertEvent) -> str:
+    """The log line for an event: what, where, which source, which id."""
+    if event.region is not None:
+        what = {
+            EventStatus.STARTED: "alert started",
+            EventStatus.ENDED: "alert ended",
+            EventStatus.UPDATED: "alert updated",
+        }.get(event.status, f"alert {event.status}")
+        line = f"{what} {event.kind} {event.region.code} {event.region.name()} "
+        extra = {}
+        if event.status == EventStatus.ENDED and event.started_at and event.ended_at:
+            extra["duration"] = f"{int((event.ended_at - event.started_at).total_seconds() // 60)}m"
+        return line + kv(source=event.source, id=event.id, **extra)
+    return f"notice {event.status} {event.kind} " + kv(
+        source=event.source, title=event.headline[:80], country=event.country, level=event.level, id=event.id
+    )
+
+
+class Daemon:
+    """One process's polling loop. Configuration and collaborators are passed in, nothing global."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegionRegistry,
+        store: Store,
+        *,
+        router: OutboxRouter | None = None,
+        hooks: Hooks | None = None,
+        client: httpx.AsyncClient | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.router = router
+        self.hooks = hooks or NoHooks()
+        self.on_commit = on_commit or (lambda: None)
+        self.policy = TrackerPolicy(
+            announce_existing=settings.tracker.announce_existing,
+            end_confirmations=settings.tracker.end_confirmations,
+            suspicious_drop=settings.tracker.suspicious_drop,
+        )
+        self.state = store.load_tracker_state()
+        self._client = client
+        self._own_client = client is None
+        self._not_before: dict[str, float] = {}  # monotonic time before which a backing-off source is skipped
+        self._rng = random.Random()
+        self._inflight: set[asyncio.Task[object]] = set()
+        self.sources = [s for s in settings.sources if s.enabled]
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = make_client()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def next_poll_hint(self, name: str) -> float | None:
+        return self._not_before.get(name)
+
+    # -- one poll --------------------------------------------------------------------
+    async def poll(self, cfg: SourceConfig) -> None:
+        """Poll one source once. Never raises: a failure is logged and changes no alert state."""
+        if time.monotonic() < self._not_before.get(cfg.name, 0.0):
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        await self._poll(cfg)
+
+    async def wait_inflight(self, timeout: float = 10.0) -> None:
+        """On shutdown: let polls under way finish (their commit is one transaction either way)."""
+        pending = [t for t in self._inflight if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def _poll(self, cfg: SourceConfig) -> None:
+        cursor = self.store.cursor(cfg.name)
+        try:
+            result = await poll_source(self.client, cfg, cursor, self.registry)
+        except (FetchError, ParseError) as exc:
+            self._failed(cfg, str(exc), getattr(exc, "retry_after", None))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a parser must not kill the daemon or flip state
+            log.exception("poll crashed " + kv(source=cfg.name, error=type(exc).__name__))
+            self._failed(cfg, f"internal error: {type(exc).__name__}: {exc}", None)
+            return
+        self._not_before.pop(cfg.name, None)
+        if cursor.consecutive_failures:
+            log.info(
+                "source recovered "
+                + kv(
+                    source=cfg.name,
+                    failures=cursor.consecutive_failures,
+                    down_since=_iso(cursor.failing_since),
+                )
+            )
+        now = datetime.now(UTC)
+        payload = result.payload
+        if isinstance(payload, Snapshot) or (
+            payload is None and cfg.type in ("alerts_in_ua", "ukrainealarm", "oref")
+        ):
+            snapshot = payload if isinstance(payload, Snapshot) else unchanged_snapshot(self.state, cfg.name)
+            for warning in snapshot.warnings:
+                log.warning("payload warning " + kv(source=cfg.name, warning=warning))
+            step = apply_snapshot(self.state, snapshot, now, self.policy)
+            for note in step.notes:
+                log.warning(note) if step.held else log.info(note)
+            new_events = self.store.commit_step(
+                cfg.name, step, self.router, cursor={} if step.held else result.cursor, now=now
+            )
+            self.state = step.state
+        elif payload is None:
+            self.store.record_unchanged(cfg.name, result.cursor, now=now)
+            new_events = []
+        else:
+            known, hashes = self.store.known_notices(cfg.name)
+            events, remember, notes = diff_notices(
+                cfg.name,
+                payload,
+                known,
+                hashes,
+                baseline=not cursor.baseline_done,
+                now=now,
+                policy=self.policy,
+            )
+            for note in notes:
+                log.info(note)
+            new_events = self.store.commit_notices(
+                cfg.name, events, remember, self.router, result.cursor, now=now
+            )
+        log.debug("poll ok " + kv(source=cfg.name, events=len(new_events)))
+        for event in new_events:
+            log.info(describe_event(event))
+        self.hooks.poll_ok(cfg.name, result.received_wall)
+        if new_events:
+            self.hooks.events(new_events, result.received_wall)
+            self.on_commit()
+
+    def _failed(self, cfg: SourceConfig, error: str, retry_after: float | None) -> None:
+        cursor = self.store.record_failure(cfg.name, error)
+        delay = backoff_delay(cursor.consecutive_failures, cfg.interval, rng=self._rng)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, 3600.0))
+        self._not_before[cfg.name] = time.monotonic() + delay
+        log.warning(
+            "poll failed "
+            + kv(
+                source=cfg.name,
+                failures=cursor.consecutive_failures,
+                retry_in=f"{delay:.0f}s",
+                error=error,
+            )
+            + " (alert state unchanged)"
+        )
+        self.hooks.poll_failed(cfg.name, error)
+
+    async def poll_all(self) -> None:
+        await asyncio.gather(*(self.poll(cfg) for cfg in self.sources))
+
+    # -- scheduling ------------------------------------------------------------------
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        start = datetime.now(UTC)
+        for i, cfg in enumerate(self.sources):
+            scheduler.add_job(
+                self.poll,
+                IntervalTrigger(seconds=cfg.interval, jitter=cfg.jitter or None),
+                args=[cfg],
+                id=f"poll:{cfg.name}",
+                name=f"poll {cfg.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(cfg.interval)),
+                # the first poll of every source right away, spread by a few ms
+                next_run_time=start + timedelta(milliseconds=20 * i),
+            )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+async def run_forever(
+    daemon: Daemon,
+    *,
+    background: list[Callable[[asyncio.Event], object]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set): polls on schedule, background tasks beside them.
+
+    Each ``background`` callable gets the stop event and returns an awaitable
+    (the dispatcher, the HTTP server); they are awaited for a clean finish.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+    daemon.schedule(scheduler)
+    tasks = [asyncio.ensure_future(factory(stop)) for factory in (background or [])]  # type: ignore[arg-type]
+    scheduler.start()
+    log.info("alertd running " + kv(sources=len(daemon.sources), state=str(daemon.store.path)))
+    try:
+        await stop.wait()
+    finally:
+        log.info("alertd stopping")
+        scheduler.shutdown(wait=False)
+        await daemon.wait_inflight()
+        # let the background tasks see the stop event and finish what is in flight
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if task.exception() is not None:
+                    log.error("background task failed: %r", task.exception())
+        await daemon.aclose()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        log.info("alertd stopped")

@@ -1,0 +1,296 @@
+"""RSS 2.0 / Atom item feeds: US embassy alerts, State Department advisories, FCDO travel advice.
+
+One parser serves every RSS/Atom advisory feed, because they differ only in where
+the country and the advisory level hide:
+
+* US State Department ``TAsTWs.xml``: title ``"Maldives - Level 2: Exercise
+  Increased Caution"`` plus ``<category domain="Threat-Level">`` and
+  ``<category domain="Country-Tag">`` (a FIPS 10-4 code, *not* ISO: ``UP`` is
+  Ukraine, ``IS`` is Israel), so FIPS is mapped to ISO with :data:`FIPS_TO_ISO`.
+* US embassy WordPress feeds ``https://{cc}.usembassy.gov/category/alert/feed/``:
+  the country is the host's first label (ISO alpha-2, except ``uk`` → ``GB``).
+* FCDO Atom: one entry per country, titled with the country's name.
+
+Safety: the body is pre-parsed with defusedxml (DTDs, entities and external
+references refused) before feedparser ever sees it, and feedparser gets a file
+object, never a string it could mistake for a URL or a local file name.
+The parser is pure: no I/O, no clock, no logging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import feedparser
+
+from alertd.errors import ParseError
+from alertd.model import AlertKind, Notice, Severity
+from alertd.sources._common import check_size, load_xml, parse_time
+
+try:  # pycountry is optional: without it only the FIPS table and host names give countries
+    import pycountry
+except ImportError:  # pragma: no cover - exercised only where pycountry is absent
+    pycountry = None  # type: ignore[assignment]
+
+KIND = "rss"
+
+#: Longest plain-text summary kept; a notice is a pointer to the page, not the page.
+SUMMARY_MAX = 1000
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"
+_FEED_ROOTS = {"rss", f"{_ATOM}feed", _RDF}
+
+#: feedparser "bozo" reasons that do not make a well-formed document untrustworthy
+#: (the defusedxml pre-parse already proved it well-formed XML).
+_BENIGN_BOZO: tuple[type[BaseException], ...] = (
+    feedparser.CharacterEncodingOverride,
+    feedparser.NonXMLContentType,
+)
+
+#: State Department advisory level → CAP severity.
+LEVEL_SEVERITY: dict[int, Severity] = {
+    4: Severity.EXTREME,  # Do Not Travel
+    3: Severity.SEVERE,  # Reconsider Travel
+    2: Severity.MODERATE,  # Exercise Increased Caution
+    1: Severity.MINOR,  # Exercise Normal Precautions
+}
+
+#: FIPS 10-4 country tag (State Department ``Country-Tag``) → ISO 3166-1 alpha-2.
+#: Only codes that appear in the feed; an unknown tag falls back to the country name.
+FIPS_TO_ISO: dict[str, str] = {
+    "AF": "AF", "AL": "AL", "AG": "DZ", "AO": "AO", "AR": "AR", "AM": "AM", "AS": "AU",
+    "AU": "AT", "AJ": "AZ", "BA": "BH", "BG": "BD", "BO": "BY", "BE": "BE", "BH": "BZ",
+    "BK": "BA", "BL": "BO", "BR": "BR", "BU": "BG", "BM": "MM", "CB": "KH", "CM": "CM",
+    "CA": "CA", "CT": "CF", "CD": "TD", "CI": "CL", "CH": "CN", "CO": "CO", "CG": "CD",
+    "CF": "CG", "CS": "CR", "HR": "HR", "CU": "CU", "CY": "CY", "EZ": "CZ", "DA": "DK",
+    "EC": "EC", "EG": "EG", "ES": "SV", "EN": "EE", "ET": "ET", "FI": "FI", "FR": "FR",
+    "GG": "GE", "GM": "DE", "GH": "GH", "GR": "GR", "GT": "GT", "GZ": "PS", "HA": "HT",
+    "HO": "HN", "HK": "HK", "HU": "HU", "IN": "IN", "ID": "ID", "IR": "IR", "IZ": "IQ",
+    "EI": "IE", "IS": "IL", "IT": "IT", "JA": "JP", "JO": "JO", "KZ": "KZ", "KE": "KE",
+    "KN": "KP", "KS": "KR", "KV": "XK", "KU": "KW", "KG": "KG", "LA": "LA", "LG": "LV",
+    "LE": "LB", "LY": "LY", "LH": "LT", "LO": "SK", "MK": "MK", "MY": "MY", "ML": "ML",
+    "MV": "MV", "MX": "MX", "MD": "MD", "MG": "MN", "MJ": "ME", "MO": "MA", "MZ": "MZ",
+    "NP": "NP", "NL": "NL", "NU": "NI", "NG": "NE", "NI": "NG", "NO": "NO", "MU": "OM",
+    "PK": "PK", "PM": "PA", "PE": "PE", "RP": "PH", "PL": "PL", "PO": "PT", "QA": "QA",
+    "RO": "RO", "RS": "RU", "RI": "RS", "SA": "SA", "SI": "SI", "SO": "SO", "SF": "ZA",
+    "OD": "SS", "SP": "ES", "CE": "LK", "SU": "SD", "SW": "SE", "SZ": "CH", "SY": "SY",
+    "TW": "TW", "TI": "TJ", "TH": "TH", "TS": "TN", "TU": "TR", "TX": "TM", "UG": "UG",
+    "UP": "UA", "AE": "AE", "UK": "GB", "US": "US", "UY": "UY", "UZ": "UZ", "VE": "VE",
+    "VM": "VN", "WE": "PS", "YM": "YE", "ZA": "ZM", "ZI": "ZW",
+}  # fmt: skip
+
+#: US embassy host labels that are not the ISO code of the country.
+_EMBASSY_HOST_ISO = {"uk": "GB"}
+_EMBASSY_HOST = re.compile(r"^https?://(?P<cc>[a-z]{2})\.usembassy\.gov(?:[/:?#]|$)", re.IGNORECASE)
+_STATE_TITLE = re.compile(r"^\s*(?P<country>.+?)\s+-\s+Level\s+(?P<level>[1-4])\b", re.IGNORECASE)
+_LEVEL = re.compile(r"^\s*Level\s+(?P<level>[1-4])\b", re.IGNORECASE)
+_DATE_ONLY_FORMATS = ("%a, %d %b %Y", "%d %b %Y", "%Y-%m-%d")
+
+
+def parse(
+    body: bytes,
+    *,
+    source: str,
+    where: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    registry: object | None = None,
+) -> list[Notice]:
+    """Turn an RSS 2.0 or Atom body into notices, or raise :class:`ParseError`.
+
+    An empty list means the feed itself said "no items" (a valid channel with
+    none); anything that is not a readable RSS/Atom document is an error, so a
+    broken proxy page can never look like "no news". ``headers`` and ``registry``
+    are accepted for a uniform call signature and ignored.
+    """
+    check_size(body, source, where)
+    root = load_xml(body, source, where)  # refuses DTDs, entities, external refs, malformed XML
+    if root.tag not in _FEED_ROOTS:
+        raise ParseError(source, f"not an RSS or Atom document (root element <{_local(root.tag)}>)", where)
+    # A file object, never bytes or str: feedparser opens a str/bytes that names a URL or file.
+    parsed = feedparser.parse(io.BytesIO(body), sanitize_html=True, resolve_relative_uris=False)
+    if parsed.get("bozo"):
+        exc = parsed.get("bozo_exception")
+        if not isinstance(exc, _BENIGN_BOZO):
+            raise ParseError(source, f"feed is not well-formed: {exc}", where)
+    if not parsed.get("version"):
+        raise ParseError(source, "not an RSS or Atom feed", where)
+    feed = parsed.get("feed", {})
+    host_country = _embassy_country(feed)
+    return [_notice(entry, source, host_country) for entry in parsed.get("entries", [])]
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _notice(entry: Any, source: str, host_country: str | None) -> Notice:
+    title = _plain(entry.get("title", ""), limit=500)
+    link = entry.get("link") or None
+    entry_id = (entry.get("id") or "").strip() or link or _hash_id(title, link)
+
+    content = entry.get("content") or []
+    html = content[0].get("value", "") if content else ""
+    summary = _plain(html or entry.get("summary", ""), limit=SUMMARY_MAX)
+
+    published = _entry_time(entry, "published")
+    updated = _entry_time(entry, "updated") or published
+
+    tags = {
+        (t.get("scheme") or "").strip().lower(): (t.get("term") or "").strip() for t in entry.get("tags", [])
+    }
+    level: int | None = None
+    country_name: str | None = None
+    if m := _LEVEL.match(tags.get("threat-level", "")):
+        level = int(m.group("level"))
+    if m := _STATE_TITLE.match(title):
+        level = level or int(m.group("level"))
+        country_name = m.group("country").strip()
+    fips = tags.get("country-tag") or None
+    if fips:
+        fips = fips.upper()
+
+    country = FIPS_TO_ISO.get(fips) if fips else None
+    if country is None and country_name:
+        country = _lookup_country(country_name)
+    if country is None and host_country:
+        country = host_country
+        country_name = country_name or _country_name(host_country)
+    if country is None and (iso := _lookup_country(title)):  # FCDO: the title is the country
+        country, country_name = iso, title
+    if country and not country_name:
+        country_name = _country_name(country)
+
+    return Notice(
+        source=source,
+        id=entry_id,
+        title=title or (link or entry_id),
+        summary=summary,
+        url=link,
+        published_at=published,
+        updated_at=updated,
+        kind=AlertKind.ADVISORY,
+        severity=LEVEL_SEVERITY.get(level, Severity.UNKNOWN) if level else Severity.UNKNOWN,
+        level=level,
+        country=country,
+        country_name=country_name,
+        fips=fips,
+        language=(entry.get("title_detail") or {}).get("language") or None,
+    )
+
+
+def _hash_id(title: str, link: str | None) -> str:
+    """An id for an item with neither guid nor link: stable as long as what a reader sees is."""
+    return "sha256:" + hashlib.sha256(f"{title}\x1f{link or ''}".encode()).hexdigest()[:32]
+
+
+def _entry_time(entry: Any, field: str) -> datetime | None:
+    """Read the raw date ourselves (date-only pubDates are midnight UTC), feedparser's as a fallback.
+
+    A bad date on one item does not make the feed untrustworthy, so it yields None, not an error.
+    """
+    # dict.get, not entry.get: feedparser's own get() maps "updated" to "published" with a warning.
+    raw = dict.get(entry, field)
+    if isinstance(raw, str) and raw.strip():
+        text = raw.strip()
+        for fmt in _DATE_ONLY_FORMATS:
+            try:
+                return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+            except ValueError:
+                pass
+        try:
+            return parse_time(text, field, "rss", None)
+        except ParseError:
+            pass
+    st = dict.get(entry, f"{field}_parsed")
+    if st is not None:
+        return datetime(*st[:6], tzinfo=UTC)  # feedparser normalises to UTC
+    return None
+
+
+def _embassy_country(feed: Any) -> str | None:
+    """ISO alpha-2 from an ``https://{cc}.usembassy.gov/`` channel link, only when the host matches."""
+    hrefs = [feed.get("link") or ""] + [link.get("href") or "" for link in feed.get("links", [])]
+    for href in hrefs:
+        if m := _EMBASSY_HOST.match(href.strip()):
+            cc = m.group("cc").lower()
+            iso = _EMBASSY_HOST_ISO.get(cc, cc.upper())
+            if pycountry is None or pycountry.countries.get(alpha_2=iso) is not None:
+                return iso
+    return None
+
+
+def _lookup_country(name: str) -> str | None:
+    """Exact (case-insensitive) country-name lookup; never fuzzy, a wrong country is worse than none."""
+    name = name.strip()
+    if pycountry is None or not name or len(name) < 4:  # skip bare codes like "UK", "USA"
+        return None
+    try:
+        return pycountry.countries.lookup(name).alpha_2
+    except LookupError:
+        return None
+
+
+def _country_name(iso: str) -> str | None:
+    if pycountry is None:
+        return None
+    country = pycountry.countries.get(alpha_2=iso)
+    if country is None:
+        return None
+    return getattr(country, "common_name", None) or country.name
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text of an HTML fragment; block elements become spaces."""
+
+    _BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6"})
+    _SKIP = frozenset({"script", "style"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip += 1
+        elif tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skip:
+            self._skip -= 1
+        elif tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def plain_text(html: str) -> str:
+    """HTML (or plain text with entities) → one line of text with whitespace collapsed."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return " ".join("".join(extractor.parts).split())
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten to at most ``limit`` characters at a word boundary, marking the cut with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
+def _plain(html: str, *, limit: int) -> str:
+    return clip(plain_text(html or ""), limit)

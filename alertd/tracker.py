@@ -1,0 +1,365 @@
+"""The tracker: turns what sources say now into events, keeping every promise of DESIGN §3.
+
+Pure: state in, state and events out, no I/O and no clock (``now`` is passed in).
+The store persists the returned state together with the events in one
+transaction, so whatever the tracker decided survives a crash as a whole.
+
+The promises, and where they live:
+
+* **No false all-clear** — a failed poll never reaches here (the shell does not
+  call the tracker); an alert ends only after ``end_confirmations`` consecutive
+  good polls without it, or an explicit end record; a state feed dropping from
+  many alerts to none at once is held as suspicious until it repeats.
+* **No duplicates** — alerts are merged by (region, kind) across sources: the
+  first source to report starts it, the end comes when no source reports it.
+  Event ids derive from (region, kind, start, status) so a replay is a no-op.
+* **No flood on start-up** — a source's first ever good poll is a baseline:
+  what is active is recorded with the source's own start time, not announced
+  (unless ``announce_existing``).
+* **Nothing missed while down** — the state is persisted; the first poll after a
+  restart is diffed against it like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from alertd.model import (
+    ActiveAlert,
+    AlertEvent,
+    AlertKind,
+    EventStatus,
+    Notice,
+    Region,
+    Severity,
+    Snapshot,
+)
+
+Key = tuple[str, AlertKind]
+
+
+@dataclass(frozen=True)
+class TrackerPolicy:
+    """The knobs of §3, from ``[tracker]`` in the configuration."""
+
+    announce_existing: bool = False
+    end_confirmations: int = 2
+    suspicious_drop: int = 10
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One source's report of one alert, with how many good polls it has been missing."""
+
+    region: Region
+    kind: AlertKind
+    source_id: str
+    started_at: datetime
+    severity: Severity = Severity.SEVERE
+    details: str = ""
+    missing: int = 0
+    missing_since: datetime | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.region.code, self.kind)
+
+
+@dataclass(frozen=True)
+class Active:
+    """An alert alertd considers active, merged over every source reporting it."""
+
+    region: Region
+    kind: AlertKind
+    started_at: datetime
+    source: str  # the first source to report it
+    start_event_id: str
+    announced: bool = True
+    severity: Severity = Severity.SEVERE
+
+    @property
+    def key(self) -> Key:
+        return (self.region.code, self.kind)
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """What the tracker remembers of a source between polls."""
+
+    baseline_done: bool = False
+    last_count: int = 0
+    suspect: int = 0
+
+
+@dataclass(frozen=True)
+class TrackerState:
+    """Everything the tracker needs to diff the next snapshot. Treated as immutable."""
+
+    entries: dict[str, dict[Key, SourceEntry]] = field(default_factory=dict)
+    active: dict[Key, Active] = field(default_factory=dict)
+    sources: dict[str, SourceStatus] = field(default_factory=dict)
+    #: start time of the last alert that ended, per key: an upstream that drops an
+    #: alert and brings it back with the same start time must still yield a new start.
+    recent_ends: dict[Key, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    state: TrackerState
+    events: list[AlertEvent]
+    notes: list[str]  # things an operator should see in the log (baseline, suspicious, …)
+    changed_keys: frozenset[Key]  # active keys whose row changed (for the store)
+    source_changed: bool  # whether this source's entries or status changed
+    held: bool = False  # a suspicious poll was held: its cursor (ETag…) must not be kept either
+
+
+def event_id(region_code: str, kind: AlertKind | str, started_at: datetime, status: EventStatus) -> str:
+    """The dedup key of a state event: the same alert start or end always gets the same id."""
+    return AlertEvent.make_id(region_code, str(kind), started_at, str(status))
+
+
+def _state_event(
+    active: Active, status: EventStatus, source: str, now: datetime, ended_at: datetime | None = None
+) -> AlertEvent:
+    return AlertEvent(
+        id=event_id(active.region.code, active.kind, active.started_at, status),
+        source=source,
+        kind=active.kind,
+        status=status,
+        region=active.region,
+        severity=active.severity,
+        started_at=active.started_at,
+        ended_at=ended_at,
+        observed_at=now,
+    )
+
+
+def apply_snapshot(
+    state: TrackerState, snapshot: Snapshot, now: datetime, policy: TrackerPolicy
+) -> StepResult:
+    """Diff one good poll of a state feed against what is known."""
+    src = snapshot.source
+    status = state.sources.get(src, SourceStatus())
+    old_entries = state.entries.get(src, {})
+    notes: list[str] = []
+
+    # Several rows for the same (region, kind) in one payload are one alert: keep the earliest start.
+    reported: dict[Key, ActiveAlert] = {}
+    for alert in snapshot.alerts:
+        prev = reported.get(alert.key)
+        if prev is None or (
+            alert.started_at and (prev.started_at is None or alert.started_at < prev.started_at)
+        ):
+            reported[alert.key] = alert
+    explicit_ends = {a.key: a for a in snapshot.ended if a.key not in reported}
+
+    if (
+        policy.suspicious_drop > 0
+        and not reported
+        and not explicit_ends
+        and status.last_count >= policy.suspicious_drop
+        and status.suspect == 0
+    ):
+        notes.append(
+            f"suspicious poll held: {src} reported no alerts where it had {status.last_count}; "
+            "state unchanged until it repeats"
+        )
+        new_status = replace(status, suspect=status.suspect + 1)
+        sources = {**state.sources, src: new_status}
+        return StepResult(replace(state, sources=sources), [], notes, frozenset(), True, held=True)
+
+    baseline = not status.baseline_done
+    announce = policy.announce_existing or not baseline
+    entries: dict[Key, SourceEntry] = {}
+    active = dict(state.active)
+    recent_ends = dict(state.recent_ends)
+    events: list[AlertEvent] = []
+    changed: set[Key] = set()
+
+    for key, alert in reported.items():
+        old = old_entries.get(key)
+        started_at = alert.started_at or (old.started_at if old else now)
+        entry = SourceEntry(
+            region=alert.region,
+            kind=alert.kind,
+            source_id=alert.source_id,
+            started_at=started_at,
+            severity=alert.severity,
+            details=alert.details,
+        )
+        entries[key] = entry
+        current = active.get(key)
+        if current is None:
+            previous = recent_ends.get(key)
+            if previous is not None and started_at <= previous:
+                # Announced as over, now back with its old start time: for the people
+                # who heard the all-clear it is a new alert, from now on.
+                started_at = now
+            current = Active(
+                region=alert.region,
+                kind=alert.kind,
+                started_at=started_at,
+                source=src,
+                start_event_id=event_id(key[0], key[1], started_at, EventStatus.STARTED),
+                announced=announce,
+                severity=alert.severity,
+            )
+            active[key] = current
+            changed.add(key)
+            if announce:
+                events.append(_state_event(current, EventStatus.STARTED, src, now))
+            else:
+                notes.append(
+                    f"alert already active at first poll, recorded not announced: {alert.kind} "
+                    f"{alert.region.code} {alert.region.name()} source={src}"
+                )
+        elif (
+            old is not None
+            and current.source == src
+            and (old.severity != alert.severity or old.details != alert.details)
+        ):
+            # Only the source that started an alert may update it: two sources
+            # describing it differently must not ping-pong updates.
+            updated = replace(current, severity=alert.severity)
+            active[key] = updated
+            changed.add(key)
+            update_id = AlertEvent.make_id(updated.start_event_id, "updated", alert.severity, alert.details)
+            events.append(
+                _state_event(updated, EventStatus.UPDATED, src, now).model_copy(
+                    update={"id": update_id, "body": alert.details}
+                )
+            )
+
+    def end(key: Key, ended_at: datetime) -> None:
+        current = active.get(key)
+        if current is None:
+            return
+        still = any(key in e for s, e in state.entries.items() if s != src)
+        if still:
+            return
+        del active[key]
+        recent_ends[key] = current.started_at
+        changed.add(key)
+        events.append(_state_event(current, EventStatus.ENDED, src, now, ended_at=ended_at))
+
+    for key, old in old_entries.items():
+        if key in reported:
+            continue
+        if key in explicit_ends:
+            end(key, explicit_ends[key].ended_at or now)
+            continue
+        missing = old.missing + 1
+        since = old.missing_since or now
+        if missing >= policy.end_confirmations:
+            end(key, since)
+        else:
+            entries[key] = replace(old, missing=missing, missing_since=since)
+
+    # An explicit end for an alert only another source reported: that source will confirm it.
+    new_entries = {**state.entries, src: entries}
+    if not entries:
+        new_entries.pop(src, None)
+    new_status = SourceStatus(baseline_done=True, last_count=len(reported), suspect=0)
+    new_state = TrackerState(
+        entries=new_entries,
+        active=active,
+        sources={**state.sources, src: new_status},
+        recent_ends=recent_ends,
+    )
+    source_changed = entries != old_entries or new_status != status
+    return StepResult(new_state, events, notes, frozenset(changed), source_changed)
+
+
+@dataclass(frozen=True)
+class KnownNotice:
+    id: str
+    hash: str
+
+
+def diff_notices(
+    source: str,
+    notices: list[Notice],
+    known: dict[str, str],
+    known_hashes: set[str],
+    *,
+    baseline: bool,
+    now: datetime,
+    policy: TrackerPolicy,
+) -> tuple[list[AlertEvent], dict[str, str], list[str]]:
+    """Events for an item feed's entries, deduplicated by id and by content hash.
+
+    ``known`` maps ids already seen to their content hash; ``known_hashes`` are the
+    hashes seen under any id of this source (a re-published item under a new id
+    is not news). Returns the events, the (id → hash) rows to remember, and notes.
+    """
+    events: list[AlertEvent] = []
+    remember: dict[str, str] = {}
+    notes: list[str] = []
+    seen_hashes = set(known_hashes)
+    announce = policy.announce_existing or not baseline
+    silent = 0
+    for notice in notices:
+        digest = notice.content_hash()
+        old = known.get(notice.id)
+        if old == digest or (old is None and digest in seen_hashes):
+            remember[notice.id] = digest
+            continue
+        remember[notice.id] = digest
+        seen_hashes.add(digest)
+        if not announce:
+            silent += 1
+            continue
+        if notice.msg_type == "Cancel":
+            status = EventStatus.CANCELLED
+        elif old is not None or notice.msg_type == "Update":
+            status = EventStatus.UPDATED
+        else:
+            status = EventStatus.ISSUED
+        events.append(notice_event(notice, status, now, digest))
+    if silent:
+        notes.append(f"{silent} items already in {source} at its first poll, recorded not announced")
+    return events, remember, notes
+
+
+def notice_event(notice: Notice, status: EventStatus, now: datetime, digest: str) -> AlertEvent:
+    severity = notice.severity
+    return AlertEvent(
+        id=AlertEvent.make_id(notice.source, notice.id, digest, status),
+        source=notice.source,
+        kind=notice.kind,
+        status=status,
+        region=None,
+        severity=severity,
+        headline=notice.title,
+        body=notice.summary,
+        url=notice.url,
+        started_at=notice.published_at or notice.updated_at,
+        observed_at=now,
+        country=notice.country,
+        level=notice.level,
+    )
+
+
+def unchanged_snapshot(state: TrackerState, source: str) -> Snapshot:
+    """What ``source`` said at its last good poll, for a poll answered "not modified".
+
+    Re-applying it counts one more good poll for alerts already missing, so a
+    304 still moves a pending end towards confirmation.
+    """
+    entries = state.entries.get(source, {}).values()
+    return Snapshot(
+        source=source,
+        alerts=tuple(
+            ActiveAlert(
+                source_id=e.source_id,
+                kind=e.kind,
+                region=e.region,
+                started_at=e.started_at,
+                severity=e.severity,
+                details=e.details,
+            )
+            for e in entries
+            if e.missing == 0
+        ),
+    )
