@@ -1,14 +1,25 @@
-"""Wiring: builds the process from settings (logging, store, daemon, delivery, HTTP) and runs it."""
+"""Wiring: builds the process from settings (logging, store, daemon, delivery, HTTP) and runs it.
+
+Everything is constructed here and passed in; no module holds process state.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from alertd.config import Settings
 from alertd.daemon import Daemon, run_forever
-from alertd.logs import setup_logging
+from alertd.dispatch import Dispatcher
+from alertd.logs import SecretFilter, kv, setup_logging
+from alertd.metrics import Metrics
+from alertd.model import AlertEvent
+from alertd.operators import OperatorNotifier
 from alertd.regions import RegionRegistry
-from alertd.store import Store
+from alertd.route import Router, subscribers_from
+from alertd.store import OutboxRow, Store
 
 log = logging.getLogger("alertd")
 
@@ -24,6 +35,77 @@ def settings_secrets(settings: Settings) -> list[str]:
     return secrets
 
 
+class LiveRouter:
+    """The outbox router over config and stored subscribers, rebuilt when the stored ones change.
+
+    Runs inside the store's transaction for each new event, so it must be cheap:
+    the check is one small query; the rebuild happens only after a change.
+    """
+
+    def __init__(self, settings: Settings, registry: RegionRegistry, store: Store) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self._version: int | None = None
+        self._router: Router | None = None
+
+    def current(self) -> Router:
+        version = self.store.subscribers_version()
+        if self._router is None or version != self._version:
+            subscribers = subscribers_from(self.settings, self.store.subscribers())
+            self._router = Router(subscribers, self.registry)
+            self._version = version
+            log.info("subscribers loaded " + kv(subscribers=len(subscribers)))
+        return self._router
+
+    def __call__(self, event: AlertEvent) -> list[OutboxRow]:
+        return self.current().route(event)
+
+
+class ProcessHooks:
+    """Fans the daemon's hooks out to metrics and to the operators' channels."""
+
+    def __init__(
+        self, settings: Settings, store: Store, metrics: Metrics, operators: OperatorNotifier
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.operators = operators
+        self._allowance = {s.name: s.effective_allowance for s in settings.sources}
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def poll_ok(self, source: str, received_wall: float) -> None:
+        self.metrics.poll_ok(source, received_wall)
+
+    def poll_failed(self, source: str, error: str) -> None:
+        self.metrics.poll_failed(source, error)
+        cursor = self.store.cursor(source)
+        since = cursor.failing_since
+        if since is None or cursor.down_reported:
+            return
+        allowance = self._allowance.get(source, 60.0)
+        down_for = (datetime.now(UTC) - since).total_seconds()
+        if down_for >= allowance:
+            log.error(
+                "source down longer than its allowance "
+                + kv(source=source, down_for=f"{down_for:.0f}s", allowance=f"{allowance:.0f}s", error=error)
+            )
+            self.store.set_down_reported(source, True)
+            self._spawn(self.operators.source_down(source, since, error, allowance))
+
+    def recovered(self, source: str, down_seconds: float) -> None:
+        self._spawn(self.operators.source_recovered(source, down_seconds))
+
+    def events(self, events: list[AlertEvent], received_wall: float) -> None:
+        self.metrics.events(events, received_wall)
+
+
 async def run_app(
     settings: Settings,
     registry: RegionRegistry,
@@ -31,20 +113,60 @@ async def run_app(
     once: bool = False,
     log_format: str | None = None,
     log_level: str | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
+    secrets = settings_secrets(settings)
     setup_logging(
-        level=log_level or settings.log_level,
-        fmt=log_format or settings.log_format,
-        secrets=settings_secrets(settings),
+        level=log_level or settings.log_level, fmt=log_format or settings.log_format, secrets=secrets
     )
     store = Store(settings.db_path)
     try:
-        daemon = Daemon(settings, registry, store)
+        started_at = datetime.now(UTC)
+        metrics = Metrics(
+            outbox_depth=store.outbox_depth, sources=[s.name for s in settings.sources if s.enabled]
+        )
+        operators = OperatorNotifier(
+            [u.get_secret_value() for u in settings.operators.urls], settings.operators.language
+        )
+        dispatcher = Dispatcher(store, settings, hooks=metrics, operators=operators)
+        hooks = ProcessHooks(settings, store, metrics, operators)
+        router = LiveRouter(settings, registry, store)
+        daemon = Daemon(settings, registry, store, router=router, hooks=hooks, on_commit=dispatcher.wake)
         if once:
-            await daemon.poll_all()
-            await daemon.aclose()
+            try:
+                await daemon.poll_all()
+                await dispatcher.drain()
+            finally:
+                await daemon.aclose()
+                dispatcher.close()
             return 0
-        await run_forever(daemon)
+        background = [dispatcher.run]
+        if settings.http.enabled:
+            from alertd.web import bind_socket, create_app, serve
+
+            try:
+                sock = bind_socket(settings.http.host, settings.http.port)
+            except OSError as exc:
+                log.error(f"cannot listen on {settings.http.listen}: {exc.strerror or exc}")
+                return 1
+            app = create_app(
+                settings=settings,
+                store=store,
+                metrics=metrics,
+                started_at=started_at,
+                redact=SecretFilter(secrets).scrub,
+            )
+            background.append(
+                lambda stop_event: serve(app, settings.http.host, settings.http.port, stop_event, sock=sock)
+            )
+            log.info("http listening " + kv(address=settings.http.listen))
+        if on_ready is not None:
+            on_ready()
+        try:
+            await run_forever(daemon, background=background, stop=stop)
+        finally:
+            dispatcher.close()
         return 0
     finally:
         store.close()

@@ -66,6 +66,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, choices=PARSE_KINDS, help="upstream kind of the payload")
     p.add_argument("files", nargs="+", metavar="FILE", help="payload files; - reads standard input")
 
+    p = sub.add_parser("subscribers", help="manage subscribers kept in the state file")
+    _add_config(p)
+    subs = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = subs.add_parser(
+        "add", help="add a subscriber (regions checked against the registry, URLs with Apprise)"
+    )
+    a.add_argument("name", help="unique name")
+    a.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="REGION",
+        help="region code (UA-30, ua:6293) or an unambiguous place name (Київ, Irpin); repeatable",
+    )
+    a.add_argument(
+        "--kind", action="append", default=[], metavar="KIND", help="alert kind; repeatable; none: every kind"
+    )
+    a.add_argument(
+        "--advisory",
+        action="append",
+        default=[],
+        metavar="SOURCE|CC",
+        help="hear advisories of this source name or ISO country code; repeatable",
+    )
+    a.add_argument("--language", choices=("uk", "en"), help="message language (default: the configured one)")
+    a.add_argument(
+        "--url", action="append", default=[], metavar="APPRISE_URL", required=True, help="channel; repeatable"
+    )
+    a = subs.add_parser("list", help="list every subscriber (config file and state file), URLs masked")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+    a = subs.add_parser("show", help="show one subscriber, URLs masked")
+    a.add_argument("name")
+    a = subs.add_parser("remove", help="remove a subscriber kept in the state file")
+    a.add_argument("name")
+
+    p = sub.add_parser(
+        "test-notify",
+        help="send a clearly marked test message and print each channel's real outcome",
+        description="Send a test message (not an alert) now, outside the outbox, and print each channel's outcome. "
+        "Without --subscriber or --url, every subscriber channel and every operator channel is tried.",
+    )
+    _add_config(p)
+    p.add_argument(
+        "--subscriber", action="append", default=[], metavar="NAME", help="only this subscriber's channels"
+    )
+    p.add_argument(
+        "--url", action="append", default=[], metavar="APPRISE_URL", help="this channel (no config needed)"
+    )
+    p.add_argument("--language", choices=("uk", "en"), help="message language")
+
+    p = sub.add_parser("regions", help="find region codes by name (Ukrainian or English)")
+    p.add_argument("query", nargs="?", help="part of a place name; without it, the 27 first-level divisions")
+    p.add_argument("--limit", type=int, default=20, help="most results to print (default 20)")
+
     p = sub.add_parser("status", help="print active alerts and source health from the state file")
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -79,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": cmd_check,
         "parse": cmd_parse,
         "status": cmd_status,
+        "subscribers": cmd_subscribers,
+        "regions": cmd_regions,
+        "test-notify": cmd_test_notify,
     }[args.command]
     try:
         return handler(args)
@@ -278,6 +335,202 @@ def _cursor_json(c) -> dict | None:
         "consecutive_failures": c.consecutive_failures,
         "last_error": c.last_error,
     }
+
+
+# -- regions ----------------------------------------------------------------------------
+def cmd_regions(args: argparse.Namespace) -> int:
+    from alertd.regions import RegionRegistry
+
+    registry = RegionRegistry.load()
+    regions = registry.search(args.query, limit=args.limit) if args.query else registry.oblasts()
+    if not regions:
+        print(f"no region matches {args.query!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    for r in regions:
+        print(f"{r.code:<10} {r.level:<8} {r.name_uk}  /  {r.name_en}  ({r.oblast})")
+    return EXIT_OK
+
+
+# -- subscribers ------------------------------------------------------------------------
+def _resolve_region(registry, value: str) -> tuple[str | None, str | None]:
+    """A region code, or a place name that names exactly one region; else an error text."""
+    if registry.get(value) is not None:
+        return value, None
+    matches = registry.find(value)
+    if len(matches) == 1:
+        return matches[0].code, None
+    if matches:
+        options = ", ".join(f"{r.code} ({r.name('uk')}, {r.oblast})" for r in matches[:6])
+        return None, f"{value!r} names {len(matches)} places; use a code: {options}"
+    hints = registry.search(value, limit=5)
+    hint = f"; did you mean {', '.join(f'{r.code} ({r.name()})' for r in hints)}?" if hints else ""
+    return None, f"unknown region {value!r}{hint}"
+
+
+def cmd_subscribers(args: argparse.Namespace) -> int:
+    from alertd.config import apprise_problem, mask_url
+    from alertd.model import AlertKind
+    from alertd.store import Store, StoredSubscriber
+
+    settings, registry = _load(args)
+    store = Store(settings.db_path)
+    try:
+        if args.action == "add":
+            problems: list[str] = []
+            regions: list[str] = []
+            for value in args.region:
+                code, error = _resolve_region(registry, value)
+                if error:
+                    problems.append(f"--region: {error}")
+                elif code not in regions:
+                    regions.append(code)  # type: ignore[arg-type]
+            kinds = []
+            for value in args.kind:
+                try:
+                    kinds.append(str(AlertKind(value)))
+                except ValueError:
+                    problems.append(
+                        f"--kind: unknown kind {value!r} (one of: {', '.join(k.value for k in AlertKind)})"
+                    )
+            for i, url in enumerate(args.url):
+                problem = apprise_problem(url)
+                if problem:
+                    problems.append(f"--url[{i}]: {problem}")
+            if not regions and not args.advisory:
+                problems.append(
+                    "give at least one --region or --advisory: this subscriber would hear nothing"
+                )
+            if any(s.name == args.name for s in settings.subscribers):
+                problems.append(f"{args.name!r} is already a subscriber in the configuration file")
+            if problems:
+                for line in problems:
+                    print(f"alertd subscribers add: {line}", file=sys.stderr)
+                return EXIT_CONFIG
+            try:
+                store.add_subscriber(
+                    StoredSubscriber(
+                        name=args.name,
+                        regions=tuple(regions),
+                        kinds=tuple(kinds),
+                        advisories=tuple(args.advisory),
+                        language=args.language,
+                        urls=tuple(args.url),
+                    )
+                )
+            except StoreError as exc:
+                print(f"alertd subscribers add: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+            print(f"added {args.name}: regions {', '.join(regions) or '-'}; {len(args.url)} channel(s)")
+            return EXIT_OK
+        if args.action == "remove":
+            if store.remove_subscriber(args.name):
+                print(f"removed {args.name}")
+                return EXIT_OK
+            if any(s.name == args.name for s in settings.subscribers):
+                print(
+                    f"alertd subscribers remove: {args.name!r} is defined in the configuration file; edit it there",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"alertd subscribers remove: no subscriber named {args.name!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        records = _all_subscribers(settings, store)
+        if args.action == "show":
+            records = [r for r in records if r["name"] == args.name]
+            if not records:
+                print(f"alertd subscribers show: no subscriber named {args.name!r}", file=sys.stderr)
+                return EXIT_FAILURE
+        for record in records:
+            record["urls"] = [mask_url(u) for u in record["urls"]]
+            record["regions"] = [
+                f"{code} ({r.name(settings.language)})" if (r := registry.get(code)) else code
+                for code in record["regions"]
+            ]
+        if getattr(args, "json", False):
+            print(json.dumps(records, ensure_ascii=False, indent=None))
+            return EXIT_OK
+        if not records:
+            print("no subscribers")
+        for r in records:
+            print(f"{r['name']}  [{r['origin']}]  language={r['language']}")
+            print(f"  regions:    {', '.join(r['regions']) or '-'}")
+            print(f"  kinds:      {', '.join(r['kinds']) or 'every kind'}")
+            print(f"  advisories: {', '.join(r['advisories']) or '-'}")
+            for url in r["urls"]:
+                print(f"  channel:    {url}")
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def _all_subscribers(settings, store) -> list[dict]:
+    records = [
+        {
+            "name": s.name,
+            "origin": "config",
+            "regions": list(s.regions),
+            "kinds": [str(k) for k in s.kinds],
+            "advisories": list(s.advisories),
+            "language": s.language or settings.language,
+            "urls": [u.get_secret_value() for u in s.urls],
+        }
+        for s in settings.subscribers
+    ]
+    records += [
+        {
+            "name": s.name,
+            "origin": s.origin,
+            "regions": list(s.regions),
+            "kinds": list(s.kinds),
+            "advisories": list(s.advisories),
+            "language": s.language or settings.language,
+            "urls": list(s.urls),
+        }
+        for s in store.subscribers(status=None)
+    ]
+    return records
+
+
+# -- test-notify ------------------------------------------------------------------------
+def cmd_test_notify(args: argparse.Namespace) -> int:
+    from alertd.config import Settings
+
+    if args.url and not args.subscriber:
+        settings = Settings.model_construct() if not _config_path(args.config) else _load(args)[0]
+        targets = [(url, args.language or getattr(settings, "language", "uk")) for url in args.url]
+    else:
+        settings, _registry = _load(args)
+        from alertd.store import Store
+
+        store = Store(settings.db_path)
+        try:
+            records = _all_subscribers(settings, store)
+        finally:
+            store.close()
+        if args.subscriber:
+            unknown = set(args.subscriber) - {r["name"] for r in records}
+            if unknown:
+                print(
+                    f"alertd test-notify: no subscriber named {', '.join(sorted(unknown))}", file=sys.stderr
+                )
+                return EXIT_FAILURE
+            records = [r for r in records if r["name"] in args.subscriber]
+        targets = [(u, args.language or r["language"]) for r in records for u in r["urls"]]
+        targets += [(u, args.language or settings.operators.language) for u in args.url]
+        if not args.subscriber and not args.url:
+            targets += [(u.get_secret_value(), settings.operators.language) for u in settings.operators.urls]
+    if not targets:
+        print("alertd test-notify: no channels to test", file=sys.stderr)
+        return EXIT_FAILURE
+    from alertd.dispatch import send_test
+
+    results = asyncio.run(send_test(targets, timezone=getattr(settings, "timezone", "Europe/Kyiv")))
+    failed = 0
+    for masked, ok, detail in results:
+        print(f"{'ok  ' if ok else 'FAIL'}  {masked}" + (f"  ({detail})" if detail else ""))
+        failed += not ok
+    print(f"{len(results) - failed} ok, {failed} failed")
+    return EXIT_OK if failed == 0 else EXIT_FAILURE
 
 
 logging.getLogger("alertd").addHandler(logging.NullHandler())

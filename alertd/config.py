@@ -66,6 +66,7 @@ __all__ = [
     "SourceType",
     "SubscriberConfig",
     "TrackerConfig",
+    "apprise_problem",
     "load_settings",
     "mask_url",
     "semantic_problems",
@@ -146,6 +147,20 @@ class SourceConfig(_Frozen):
     )
     enabled: bool = Field(default=True, description="A disabled source is validated but never polled.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (e.g. Referer).")
+    end_hold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds: only an explicit end record ends this source's alerts, or this long without "
+        "the alert. Default: unset (two good polls without it end it), except oref: 3600.",
+    )
+
+    @property
+    def effective_end_hold(self) -> float | None:
+        # Oref's live list shows an alert for about a minute while people must stay in
+        # shelter until its "event ended" message: absence there is not an all-clear.
+        if self.end_hold is None and self.type == "oref":
+            return 3600.0
+        return self.end_hold
 
     @model_validator(mode="before")
     @classmethod
@@ -680,6 +695,14 @@ def _apprise_problems(key: str, urls: Sequence[SecretStr]) -> list[str]:
             tail = f": {reason}" if reason else ""
             problems.append(f"{key}[{j}]: Apprise cannot load {_short_mask(url)!r}{tail}")
     return problems
+
+
+def apprise_problem(url: str) -> str | None:
+    """Why Apprise cannot load ``url`` (masked), or None when it can."""
+    plugin, reason = _instantiate(url)
+    if plugin is not None:
+        return None
+    return f"Apprise cannot load {_short_mask(url)!r}" + (f": {reason}" if reason else "")
 
 
 def _instantiate(url: str) -> tuple[Any, str]:

@@ -14,6 +14,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -39,6 +40,7 @@ class Hooks(Protocol):
 
     def poll_ok(self, source: str, received_wall: float) -> None: ...
     def poll_failed(self, source: str, error: str) -> None: ...
+    def recovered(self, source: str, down_seconds: float) -> None: ...
     def events(self, events: list[AlertEvent], received_wall: float) -> None: ...
 
 
@@ -47,6 +49,9 @@ class NoHooks:
         pass
 
     def poll_failed(self, source: str, error: str) -> None:
+        pass
+
+    def recovered(self, source: str, down_seconds: float) -> None:
         pass
 
     def events(self, events: list[AlertEvent], received_wall: float) -> None:
@@ -118,6 +123,17 @@ class Daemon:
     def next_poll_hint(self, name: str) -> float | None:
         return self._not_before.get(name)
 
+    def clear_backoff(self, name: str | None = None) -> None:
+        """Forget the backoff of one source (or all): its next poll goes out right away.
+
+        For tests and operator tools that step the daemon by hand; the scheduler
+        never needs it (a good poll clears the backoff by itself).
+        """
+        if name is None:
+            self._not_before.clear()
+        else:
+            self._not_before.pop(name, None)
+
     # -- one poll --------------------------------------------------------------------
     async def poll(self, cfg: SourceConfig) -> None:
         """Poll one source once. Never raises: a failure is logged and changes no alert state."""
@@ -158,6 +174,10 @@ class Daemon:
                     down_since=_iso(cursor.failing_since),
                 )
             )
+        if cursor.down_reported:
+            self.store.set_down_reported(cfg.name, False)
+            since = cursor.failing_since or datetime.now(UTC)
+            self.hooks.recovered(cfg.name, (datetime.now(UTC) - since).total_seconds())
         now = datetime.now(UTC)
         payload = result.payload
         if isinstance(payload, Snapshot) or (
@@ -166,7 +186,10 @@ class Daemon:
             snapshot = payload if isinstance(payload, Snapshot) else unchanged_snapshot(self.state, cfg.name)
             for warning in snapshot.warnings:
                 log.warning("payload warning " + kv(source=cfg.name, warning=warning))
-            step = apply_snapshot(self.state, snapshot, now, self.policy)
+            policy = self.policy
+            if cfg.effective_end_hold is not None:
+                policy = replace(policy, explicit_end_hold=cfg.effective_end_hold)
+            step = apply_snapshot(self.state, snapshot, now, policy)
             for note in step.notes:
                 log.warning(note) if step.held else log.info(note)
             new_events = self.store.commit_step(

@@ -7,6 +7,7 @@ why (timeout, HTTP status, oversized body), never with an empty body.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,7 +88,14 @@ async def fetch(
     if last_modified:
         request_headers["If-Modified-Since"] = last_modified
     try:
-        async with client.stream("GET", url, headers=request_headers, timeout=timeout) as resp:
+        # httpx's timeout bounds each connect/read/write step, not the whole request: an
+        # upstream trickling one byte per second would hold the poll (and, with
+        # max_instances=1, the source) forever. The overall deadline makes ``timeout``
+        # mean what the config says: seconds allowed per request.
+        async with (
+            asyncio.timeout(timeout),
+            client.stream("GET", url, headers=request_headers, timeout=timeout) as resp,
+        ):
             if resp.status_code == 304:
                 return Response(status=304, headers=dict(resp.headers), not_modified=True)
             if resp.status_code in (429, 503):
@@ -109,8 +117,23 @@ async def fetch(
                     raise FetchError(source, f"response exceeds the {max_bytes}-byte cap")
                 chunks.append(chunk)
             return Response(status=resp.status_code, body=b"".join(chunks), headers=dict(resp.headers))
-    except httpx.TimeoutException as exc:
+    except (httpx.TimeoutException, TimeoutError) as exc:
         raise FetchError(source, f"timed out after {timeout:g}s ({type(exc).__name__})") from exc
+    except httpx.LocalProtocolError:
+        # Raised while building the request, mostly for an illegal header value, and h11
+        # quotes that value: a token with a stray newline would land in the log and in
+        # the store's last_error (shown by `alertd status`). Name the problem, not the value.
+        raise FetchError(
+            source,
+            "request not sent: a request header is malformed (check the token for stray "
+            "whitespace or control characters)",
+        ) from None
+    except UnicodeEncodeError:
+        # A non-ASCII header value (a token pasted with a typographic character); the codec's
+        # message quotes a character of it, so it is dropped as well.
+        raise FetchError(
+            source, "request not sent: a request header is not ASCII (check the token)"
+        ) from None
     except httpx.HTTPError as exc:
         # str(exc) of httpx errors names the URL at most, never headers; the URL carries no secret
         # for the sources alertd knows (tokens go in headers).

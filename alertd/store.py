@@ -642,9 +642,16 @@ class Store:
     def outbox_counts(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
 
-    def oldest_pending(self) -> datetime | None:
+    def oldest_pending(self, now: datetime | None = None) -> datetime | None:
+        """Since when the longest-waiting due delivery has been due: the dispatcher's lag.
+
+        Rows waiting out a retry backoff are not lag (one broken channel must not
+        make the whole dispatcher look stuck); rows being sent count from their due time.
+        """
         row = self._db.execute(
-            "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')"
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'sending' "
+            "OR (state = 'pending' AND next_attempt_at <= ?)",
+            (_ts(now or datetime.now(UTC)),),
         ).fetchone()
         return _dt(row[0]) if row and row[0] else None
 
@@ -669,10 +676,14 @@ class Store:
                     _ts(now or datetime.now(UTC)),
                 ),
             )
+            self._bump_subscribers(db)
 
     def remove_subscriber(self, name: str) -> bool:
         with self.transaction() as db:
-            return db.execute("DELETE FROM subscribers WHERE name = ?", (name,)).rowcount == 1
+            removed = db.execute("DELETE FROM subscribers WHERE name = ?", (name,)).rowcount == 1
+            if removed:
+                self._bump_subscribers(db)
+            return removed
 
     def subscribers(self, *, status: str | None = "active") -> list[StoredSubscriber]:
         query = "SELECT name, regions, kinds, advisories, language, urls, origin, status FROM subscribers"
@@ -695,9 +706,16 @@ class Store:
         ]
 
     def subscribers_version(self) -> int:
-        """Changes whenever the subscribers table changes (SQLite's data_version covers other writers)."""
-        row = self._db.execute("SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM subscribers").fetchone()
-        return hash((row[0], row[1], self._db.execute("PRAGMA data_version").fetchone()[0]))
+        """A counter bumped by every change to stored subscribers, by any process."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'subscribers_rev'").fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _bump_subscribers(db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('subscribers_rev', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
 
     # -- reading --------------------------------------------------------------------
     def active_alerts(self) -> list[Active]:

@@ -46,6 +46,9 @@ class TrackerPolicy:
     announce_existing: bool = False
     end_confirmations: int = 2
     suspicious_drop: int = 10
+    #: None: an alert absent from ``end_confirmations`` good polls has ended. Seconds:
+    #: the source's explicit end record ends it; absence alone only after this long.
+    explicit_end_hold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,13 @@ def apply_snapshot(
             continue
         missing = old.missing + 1
         since = old.missing_since or now
-        if missing >= policy.end_confirmations:
+        if policy.explicit_end_hold is not None:
+            # Pulse feeds (Oref) drop an alert from the live list long before the danger
+            # is over; only their end record counts, or a long silence as a last resort.
+            confirmed = (now - since).total_seconds() >= policy.explicit_end_hold
+        else:
+            confirmed = missing >= policy.end_confirmations
+        if confirmed:
             end(key, since)
         else:
             entries[key] = replace(old, missing=missing, missing_since=since)

@@ -229,3 +229,19 @@ def test_property_two_sources_never_end_while_one_still_reports(timeline):
                 open_keys.discard(key)
         state = step.state
     assert open_keys == set(state.active)
+
+
+def test_pulse_feed_ends_only_on_its_end_record_or_after_the_hold():
+    policy = TrackerPolicy(end_confirmations=2, suspicious_drop=0, explicit_end_hold=600)
+    state, _ = run(baseline(), [snap("a", alert("UA-30"))], policy)
+    # gone from the live list for five polls: still active (people stay in shelter)
+    state, events = run(state, [snap("a")] * 5, policy, start=T0 + timedelta(seconds=10))
+    assert events == [] and state.active
+    # the end record ends it at once
+    end = alert("UA-30").model_copy(update={"ended_at": T0 + timedelta(minutes=3)})
+    _, events = run(state, [snap("a", ended=(end,))], policy, start=T0 + timedelta(minutes=3))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    # without an end record: after the hold, from the first poll without it
+    _, events = run(state, [snap("a")], policy, start=T0 + timedelta(seconds=10 + 601))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    assert events[0].ended_at == T0 + timedelta(seconds=10)

@@ -1,0 +1,162 @@
+"""Prometheus metrics: what the daemon and the dispatcher did, in counters and histograms.
+
+A :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`
+(never the library's global default one), so two instances — two tests, say —
+never see each other's numbers, and nothing in the process is global.
+
+It is the daemon's :class:`~alertd.daemon.Hooks` (``poll_ok``, ``poll_failed``,
+``events``) and the dispatcher's hooks (``delivered``, ``failed``, ``dead``,
+``superseded``). The outbox depth is read from the store only when scraped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from alertd.model import AlertEvent
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "DELIVERY_BUCKETS",
+    "DELIVERY_OUTCOMES",
+    "DETECTION_BUCKETS",
+    "Metrics",
+]
+
+log = logging.getLogger("alertd")
+
+#: Seconds from the upstream's response arriving to the event being committed.
+DETECTION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Seconds from an event being observed to a channel accepting it (retries make the tail long).
+DELIVERY_BUCKETS: tuple[float, ...] = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+DELIVERY_OUTCOMES: tuple[str, ...] = ("delivered", "retry", "dead", "superseded")
+
+
+class Metrics:
+    """alertd's metrics, in a registry of their own.
+
+    ``outbox_depth`` is called at scrape time (from the event loop's thread, like
+    every other store call); ``sources`` pre-creates the per-source series at 0
+    so a source that never polled still shows up.
+    """
+
+    def __init__(
+        self,
+        *,
+        outbox_depth: Callable[[], int] | None = None,
+        sources: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._outbox_depth = outbox_depth
+        r = self.registry
+        self.polls = Counter("alertd_polls", "Successful polls, by source.", ["source"], registry=r)
+        self.poll_failures = Counter(
+            "alertd_poll_failures", "Failed polls (fetch or parse), by source.", ["source"], registry=r
+        )
+        self.last_success = Gauge(
+            "alertd_source_last_success_timestamp_seconds",
+            "Unix time of the source's last successful poll.",
+            ["source"],
+            registry=r,
+        )
+        self.events_total = Counter(
+            "alertd_events", "Events committed, by alert kind and status.", ["kind", "status"], registry=r
+        )
+        self.deliveries = Counter(
+            "alertd_deliveries",
+            "Delivery attempts, by outcome (delivered, retry, dead, superseded).",
+            ["outcome"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "alertd_outbox_depth", "Outbox rows waiting to be delivered (pending or sending).", registry=r
+        )
+        self.outbox_depth.set_function(self._read_outbox_depth)
+        self.detection_latency = Histogram(
+            "alertd_detection_latency_seconds",
+            "Seconds from an upstream response arriving to its events being committed.",
+            buckets=DETECTION_BUCKETS,
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "alertd_delivery_latency_seconds",
+            "Seconds from an event being observed to a channel accepting it.",
+            buckets=DELIVERY_BUCKETS,
+            registry=r,
+        )
+        for name in sources:
+            self.polls.labels(source=name)
+            self.poll_failures.labels(source=name)
+        for outcome in DELIVERY_OUTCOMES:
+            self.deliveries.labels(outcome=outcome)
+
+    def _read_outbox_depth(self) -> float:
+        if self._outbox_depth is None:
+            return 0.0
+        try:
+            return float(self._outbox_depth())
+        except Exception as exc:  # a scrape must not fail because the store is briefly unhappy
+            log.warning("outbox depth unavailable for /metrics: %s", exc)
+            return float("nan")
+
+    # -- daemon hooks ------------------------------------------------------------------
+    def poll_ok(self, source: str, received_wall: float) -> None:
+        self.polls.labels(source=source).inc()
+        self.last_success.labels(source=source).set(received_wall)
+
+    def poll_failed(self, source: str, error: str) -> None:
+        self.poll_failures.labels(source=source).inc()
+
+    def events(self, events: list[AlertEvent], received_wall: float) -> None:
+        """Called right after the events' transaction committed: that is when detection ends."""
+        latency = max(0.0, self._clock() - received_wall)
+        for event in events:
+            self.events_total.labels(kind=str(event.kind), status=str(event.status)).inc()
+            self.detection_latency.observe(latency)
+
+    # -- dispatcher hooks --------------------------------------------------------------
+    def delivered(self, event: AlertEvent, latency_seconds: float | None = None) -> None:
+        """A channel accepted the event; latency defaults to now − ``event.observed_at``."""
+        if latency_seconds is None:
+            latency_seconds = self._clock() - event.observed_at.astimezone(UTC).timestamp()
+        self.deliveries.labels(outcome="delivered").inc()
+        self.delivery_latency.observe(max(0.0, latency_seconds))
+
+    def failed(self, event: AlertEvent) -> None:
+        """An attempt failed and will be retried."""
+        self.deliveries.labels(outcome="retry").inc()
+
+    def dead(self, event: AlertEvent) -> None:
+        self.deliveries.labels(outcome="dead").inc()
+
+    def superseded(self, event: AlertEvent) -> None:
+        self.deliveries.labels(outcome="superseded").inc()
+
+    # -- exposition --------------------------------------------------------------------
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this registry (content type :data:`CONTENT_TYPE_LATEST`)."""
+        return generate_latest(self.registry)

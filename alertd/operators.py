@@ -1,0 +1,170 @@
+"""Operator notices: alertd telling the people who run it that something needs them (DESIGN §6).
+
+Three things are announced: a source down for longer than its allowance, its
+recovery, and deliveries that were given up on (dead letters, one message per
+event with how many channels failed). They go through Apprise *directly*, not
+through the outbox: the outbox is what may be stuck when these matter.
+
+A flapping source or a broken channel must not turn into a pager storm, so every
+notice has a (kind, subject) key and at most one message per key goes out per
+:data:`RATE_LIMIT` seconds; what is held back is still logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+
+from alertd.dispatch import Channel, isolate_apprise_logging, load_channel, send_blocking
+from alertd.logs import kv
+from alertd.model import AlertEvent
+
+__all__ = ["RATE_LIMIT", "OperatorNotifier"]
+
+log = logging.getLogger("alertd.operators")
+
+#: Seconds between two messages with the same (kind, subject).
+RATE_LIMIT = 600.0
+
+_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "down_title": "alertd: source {source} is down",
+        "down_body": "Source {source} has been failing since {since} UTC ({minutes} min; allowed {allowance} min). "
+        "Alerts from it are not being received. Last error: {error}",
+        "up_title": "alertd: source {source} recovered",
+        "up_body": "Source {source} is answering again after {minutes} min down.",
+        "dead_title": "alertd: {count} deliveries failed",
+        "dead_body": "{count} channel(s) could not be given the {status} notice for {what} (event {event}); "
+        "gave up. Last error: {error}",
+    },
+    "uk": {
+        "down_title": "alertd: джерело {source} недоступне",
+        "down_body": "Джерело {source} не відповідає з {since} UTC ({minutes} хв; дозволено {allowance} хв). "
+        "Тривоги з нього не надходять. Остання помилка: {error}",
+        "up_title": "alertd: джерело {source} відновилося",
+        "up_body": "Джерело {source} знову відповідає після {minutes} хв простою.",
+        "dead_title": "alertd: не доставлено {count} повідомлень",
+        "dead_body": "{count} канал(ів) не отримали повідомлення «{status}» про {what} (подія {event}); "
+        "доставку припинено. Остання помилка: {error}",
+    },
+}
+
+
+class OperatorNotifier:
+    """Sends operator notices to the operators' Apprise URLs; a no-op when there are none."""
+
+    def __init__(
+        self,
+        urls: Sequence[str | SecretStr],
+        language: str = "en",
+        *,
+        rate_limit: float = RATE_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        isolate_apprise_logging()
+        self._urls = [u.get_secret_value() if isinstance(u, SecretStr) else u for u in urls]
+        self._text = _TEXT.get(language, _TEXT["en"])
+        self._rate_limit = rate_limit
+        self._clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._channels: dict[str, Channel] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._urls)
+
+    async def notify(
+        self,
+        title: str,
+        body: str,
+        notify_type: str = "warning",
+        *,
+        kind: str | None = None,
+        subject: str | None = None,
+    ) -> bool:
+        """Send one notice to every operator channel; True if at least one channel took it.
+
+        With ``kind`` given, at most one message per (kind, subject) per rate-limit window.
+        """
+        if not self._urls:
+            return False
+        if kind is not None:
+            key = (kind, subject or "")
+            now = self._clock()
+            last = self._last.get(key)
+            if last is not None and now - last < self._rate_limit:
+                log.info("operator notice held back (rate limit) " + kv(kind=kind, subject=subject))
+                return False
+            self._last[key] = now
+        results = await asyncio.gather(*(self._send(url, title, body, notify_type) for url in self._urls))
+        return any(results)
+
+    async def _send(self, url: str, title: str, body: str, notify_type: str) -> bool:
+        channel = self._channels.get(url)
+        if channel is None:
+            channel = self._channels[url] = load_channel(url)
+        ok, detail = await asyncio.to_thread(send_blocking, channel, title, body, notify_type, None)
+        if ok:
+            log.info("operator notice sent " + kv(channel=channel.masked, title=title))
+        else:
+            log.warning("operator notice failed " + kv(channel=channel.masked, title=title, error=detail))
+        return ok
+
+    # -- the notices ------------------------------------------------------------------------------
+    async def source_down(
+        self, source: str, since: datetime, error: str, allowance_seconds: float, now: datetime | None = None
+    ) -> bool:
+        """A source has been failing longer than its allowance (one message per outage)."""
+        now = now or datetime.now(UTC)
+        minutes = max(0, int((now - since).total_seconds() // 60))
+        fmt = {
+            "source": source,
+            "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            "minutes": minutes,
+            "allowance": f"{allowance_seconds / 60:g}",
+            "error": error[:200],
+        }
+        return await self.notify(
+            self._text["down_title"].format(**fmt),
+            self._text["down_body"].format(**fmt),
+            "failure",
+            kind="source_down",
+            subject=source,
+        )
+
+    async def source_recovered(self, source: str, down_seconds: float) -> bool:
+        """A source that was reported down answers again (one message per recovery)."""
+        fmt = {"source": source, "minutes": max(0, int(down_seconds // 60))}
+        return await self.notify(
+            self._text["up_title"].format(**fmt),
+            self._text["up_body"].format(**fmt),
+            "success",
+            kind="source_recovered",
+            subject=source,
+        )
+
+    async def dead_letters(self, event: AlertEvent, count: int, error: str) -> bool:
+        """``count`` channels were given up on for ``event`` (aggregated by the dispatcher per batch)."""
+        if event.region is not None:
+            what = f"{event.kind} {event.region.code} {event.region.name('en')}"
+        else:
+            what = f"{event.kind} {event.headline[:80]}".strip()
+        fmt = {
+            "count": count,
+            "status": str(event.status),
+            "what": what,
+            "event": event.id,
+            "error": error[:200],
+        }
+        return await self.notify(
+            self._text["dead_title"].format(**fmt),
+            self._text["dead_body"].format(**fmt),
+            "warning",
+            kind="dead_letter",
+            subject=event.id,
+        )

@@ -1,0 +1,631 @@
+"""A local stand-in for the Ukrainian alert upstreams, for tests, ``alertd demo`` and benchmarks.
+
+:class:`Upstream` is a small threaded HTTP server on ``127.0.0.1`` that answers like
+alerts.in.ua and ukrainealarm.com from one scripted, in-memory alert state::
+
+    with Upstream(token="t0ken") as up:
+        up.add_alert(31)                      # air raid in Kyiv city (alerts.in.ua uid 31)
+        ...                                   # point alertd at up.alerts_in_ua_url / up.ukrainealarm_url
+        up.set_fault("http500", count=2)      # the next two requests (any endpoint) fail
+        up.clear_alert(31)
+        assert up.requests("alerts_in_ua")[-1].headers["authorization"] == "Bearer t0ken"
+
+Endpoints (real shapes, see ``alertd/sources/alerts_in_ua.py`` and ``ukrainealarm.py``):
+
+* ``GET /v1/alerts/active.json`` — alerts.in.ua. Needs ``Authorization: Bearer <token>``
+  (else 401 with a JSON error). Sends ``ETag`` and ``Last-Modified`` and answers a
+  matching ``If-None-Match`` (or, without one, an ``If-Modified-Since`` not older than
+  the state) with 304.
+* ``GET /api/v3/alerts`` — ukrainealarm: a list of AlertRegionModel with ``activeAlerts``.
+* ``GET /api/v3/alerts/status`` — ukrainealarm: ``{"lastActionIndex": N}``; N grows by
+  one on every state change. Both ukrainealarm endpoints need the raw
+  ``Authorization: <token>`` header.
+
+Faults (:meth:`Upstream.set_fault`), for one endpoint or all, for the next N requests
+or until cleared: ``http500``, ``http429`` (``Retry-After``), ``garbage`` (random
+bytes), ``empty_body``, ``truncated`` (valid JSON cut in half), ``html200`` (an HTML
+error page with status 200), ``timeout`` (answers only after ``timeout_delay``
+seconds), ``trickle`` (headers at once, then the body one byte at a time, each
+``trickle_delay`` apart) and ``empty_list`` (a valid payload without alerts; the
+status index is not touched by it).
+
+Every request is recorded (:meth:`Upstream.requests`): path, endpoint, headers,
+arrival time and the time the response was sent (``time.time()`` both), so tests can
+check conditional requests, auth headers, call order and measure latency.
+
+Run it as a process with ``python -m alertd.simulate --port 0``: it prints its URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+from alertd.model import AlertKind, Region, RegionLevel
+from alertd.regions import RegionRegistry
+from alertd.sources import alerts_in_ua, ukrainealarm
+
+__all__ = [
+    "ENDPOINTS",
+    "FAULT_MODES",
+    "Fault",
+    "RecordedRequest",
+    "SimAlert",
+    "Upstream",
+    "main",
+]
+
+#: Endpoint name → path. Faults and the request log use the names.
+ENDPOINTS: dict[str, str] = {
+    "alerts_in_ua": "/v1/alerts/active.json",
+    "ukrainealarm": "/api/v3/alerts",
+    "ukrainealarm_status": "/api/v3/alerts/status",
+}
+_PATH_TO_ENDPOINT = {path: name for name, path in ENDPOINTS.items()}
+
+FaultMode = Literal[
+    "http500", "http429", "garbage", "empty_body", "truncated", "html200", "timeout", "trickle", "empty_list"
+]
+FAULT_MODES: frozenset[str] = frozenset(FaultMode.__args__)  # type: ignore[attr-defined]
+
+#: alertd kind → the upstreams' names for it.
+_AIU_TYPES = {kind: name for name, kind in alerts_in_ua.ALERT_TYPES.items()}
+_UA_TYPES = {kind: name for name, kind in ukrainealarm.ALERT_TYPES.items()}
+_UA_REGION_TYPES = {
+    RegionLevel.OBLAST: "State",
+    RegionLevel.RAION: "District",
+    RegionLevel.HROMADA: "Community",
+    RegionLevel.CITY: "Community",
+}
+_HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
+)
+_DISCLAIMER = "Simulated by alertd.simulate for local testing; not real alert data."
+
+
+def _kind(value: str | AlertKind) -> AlertKind:
+    """An alertd kind from its own name or an upstream's (``artillery_shelling``, ``AIR``)."""
+    if isinstance(value, AlertKind):
+        return value
+    if value in alerts_in_ua.ALERT_TYPES:
+        return alerts_in_ua.ALERT_TYPES[value]
+    if value in ukrainealarm.ALERT_TYPES:
+        return ukrainealarm.ALERT_TYPES[value]
+    return AlertKind(value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class SimAlert:
+    """One simulated active alert.
+
+    ``location_uid`` is the alerts.in.ua uid (for oblasts it is also the ukrainealarm
+    regionId; below oblasts the registry's ukrainealarm id is used where it has one).
+    ``feeds`` says which upstreams report it, so a test can let one source lag behind.
+    """
+
+    location_uid: str | int
+    kind: str | AlertKind = AlertKind.AIR_RAID
+    started_at: datetime | None = None
+    feeds: frozenset[str] = frozenset({"alerts_in_ua", "ukrainealarm"})
+    id: int | None = None  # alerts.in.ua alert id; assigned when the alert is added
+
+    @property
+    def uid(self) -> str:
+        return str(self.location_uid)
+
+    @property
+    def alert_kind(self) -> AlertKind:
+        return _kind(self.kind)
+
+    @property
+    def key(self) -> tuple[str, AlertKind]:
+        return (self.uid, self.alert_kind)
+
+
+@dataclass
+class Fault:
+    """A fault mode applied to requests of ``endpoint`` (None: every endpoint).
+
+    ``remaining`` None means until cleared; a number counts down per request served.
+    """
+
+    mode: str
+    endpoint: str | None = None
+    remaining: int | None = None
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the upstream saw it. Header names are lower-case."""
+
+    method: str
+    path: str
+    endpoint: str | None
+    headers: dict[str, str]
+    time: float  # time.time() when the request line was read
+    status: int | None = None
+    fault: str | None = None
+    sent_at: float | None = None  # time.time() once the response body was written (None: never)
+
+
+@dataclass
+class _State:
+    alerts: dict[tuple[str, AlertKind], SimAlert] = field(default_factory=dict)
+    index: int = 1000
+    changed_at: datetime = field(default_factory=_now)
+
+
+class Upstream:
+    """The simulated upstreams; thread-safe, usable as a context manager.
+
+    ``token`` is required by every endpoint (``ukrainealarm_token`` overrides it for
+    ukrainealarm); None disables the check. ``timeout_delay`` is how long the
+    ``timeout`` fault stalls (longer than the client's timeout, please), ``retry_after``
+    the ``Retry-After`` value of the ``http429`` fault.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = "sim-token",
+        ukrainealarm_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        registry: RegionRegistry | None = None,
+        timeout_delay: float = 3.0,
+        trickle_delay: float = 0.3,
+        retry_after: str = "2",
+    ) -> None:
+        self.token = token
+        self.ukrainealarm_token = ukrainealarm_token if ukrainealarm_token is not None else token
+        self.timeout_delay = timeout_delay
+        self.trickle_delay = trickle_delay
+        self.retry_after = retry_after
+        self.registry = registry or RegionRegistry.load()
+        self._host, self._port = host, port
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._faults: list[Fault] = []
+        self._log: list[RecordedRequest] = []
+        self._ids = itertools.count(100_000)
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Upstream:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="alertd-sim", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; stalled (``timeout``/``trickle``) answers are cut short."""
+        self._stopping.set()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Upstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("Upstream is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash)."""
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def alerts_in_ua_url(self) -> str:
+        return self.url + ENDPOINTS["alerts_in_ua"]
+
+    @property
+    def ukrainealarm_url(self) -> str:
+        return self.url + ENDPOINTS["ukrainealarm"]
+
+    # -- alert state -------------------------------------------------------------------
+    def set_alerts(self, alerts: Iterable[SimAlert]) -> None:
+        """Replace the whole state (one state change)."""
+        with self._lock:
+            self._state.alerts = {}
+            for alert in alerts:
+                alert = self._complete(alert)
+                self._state.alerts[alert.key] = alert
+            self._changed()
+
+    def add_alert(
+        self,
+        location_uid: str | int,
+        kind: str | AlertKind = AlertKind.AIR_RAID,
+        started_at: datetime | None = None,
+        *,
+        feeds: Iterable[str] | None = None,
+    ) -> SimAlert:
+        """Start (or replace) the alert of ``kind`` at ``location_uid``; returns it as served."""
+        alert = SimAlert(location_uid, kind, started_at)
+        if feeds is not None:
+            alert = replace(alert, feeds=frozenset(feeds))
+        with self._lock:
+            alert = self._complete(alert)
+            self._state.alerts[alert.key] = alert
+            self._changed()
+        return alert
+
+    def clear_alert(self, location_uid: str | int, kind: str | AlertKind = AlertKind.AIR_RAID) -> bool:
+        """End one alert; False if it was not active."""
+        with self._lock:
+            removed = self._state.alerts.pop((str(location_uid), _kind(kind)), None)
+            if removed is not None:
+                self._changed()
+            return removed is not None
+
+    def clear_alerts(self) -> None:
+        self.set_alerts(())
+
+    @property
+    def alerts(self) -> list[SimAlert]:
+        with self._lock:
+            return list(self._state.alerts.values())
+
+    @property
+    def status_index(self) -> int:
+        """ukrainealarm's ``lastActionIndex`` right now."""
+        with self._lock:
+            return self._state.index
+
+    def _complete(self, alert: SimAlert) -> SimAlert:
+        """Fill the id and start time, with seconds precision (as the upstreams send them)."""
+        started = (alert.started_at or _now()).astimezone(UTC).replace(microsecond=0)
+        return replace(
+            alert,
+            location_uid=alert.uid,
+            kind=alert.alert_kind,
+            started_at=started,
+            id=alert.id if alert.id is not None else next(self._ids),
+        )
+
+    def _changed(self) -> None:
+        self._state.index += 1
+        self._state.changed_at = _now()
+
+    # -- faults ------------------------------------------------------------------------
+    def set_fault(self, mode: str, endpoint: str | None = None, count: int | None = None) -> None:
+        """Apply ``mode`` to ``endpoint`` (a name from :data:`ENDPOINTS`, or None for all)
+        for the next ``count`` requests (None: until :meth:`clear_faults`).
+
+        Faults set later take precedence over earlier ones for the same request.
+        """
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {mode!r}; one of {sorted(FAULT_MODES)}")
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(ENDPOINTS)}")
+        if count is not None and count < 1:
+            raise ValueError("count must be >= 1 or None")
+        with self._lock:
+            self._faults.append(Fault(mode, endpoint, count))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, endpoint: str) -> str | None:
+        with self._lock:
+            for fault in reversed(self._faults):
+                if fault.endpoint not in (None, endpoint):
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                return fault.mode
+        return None
+
+    # -- request log -------------------------------------------------------------------
+    def requests(self, endpoint: str | None = None) -> list[RecordedRequest]:
+        """Requests seen so far, oldest first; ``endpoint`` filters by name (or path)."""
+        with self._lock:
+            log = list(self._log)
+        if endpoint is None:
+            return log
+        return [r for r in log if endpoint in (r.endpoint, r.path)]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._log.append(request)
+
+    # -- payloads ----------------------------------------------------------------------
+    def _snapshot(self) -> tuple[list[SimAlert], int, datetime]:
+        with self._lock:
+            alerts = sorted(self._state.alerts.values(), key=lambda a: (a.started_at, a.uid, a.alert_kind))
+            return alerts, self._state.index, self._state.changed_at
+
+    def _region(self, uid: str) -> Region | None:
+        return self.registry.by_source_id("alerts_in_ua", uid)
+
+    def _alerts_in_ua_item(self, alert: SimAlert) -> dict[str, Any]:
+        region = self._region(alert.uid)
+        started = _aiu_time(alert.started_at)  # type: ignore[arg-type]
+        item: dict[str, Any] = {
+            "id": alert.id,
+            "location_title": region.name_uk if region else f"Громада {alert.uid}",
+            "location_type": str(region.level) if region else "hromada",
+            "started_at": started,
+            "finished_at": None,
+            "updated_at": started,
+            "alert_type": _AIU_TYPES.get(alert.alert_kind, str(alert.alert_kind)),
+            "location_uid": alert.uid,
+            "location_oblast": None,
+            "location_oblast_uid": None,
+            "location_raion": None,
+            "notes": None,
+            "calculated": None,
+            "country": None,
+        }
+        if region is not None and region.oblast:
+            oblast = self.registry.get(region.oblast)
+            oblast_ids = [
+                sid for src, sid in self.registry.source_ids_of(region.oblast) if src == "alerts_in_ua"
+            ]
+            if oblast is not None:
+                item["location_oblast"] = oblast.name_uk
+            if oblast_ids:
+                item["location_oblast_uid"] = int(oblast_ids[0])
+            raion = next((r for r in self.registry.ancestors(region) if r.level is RegionLevel.RAION), None)
+            if raion is not None:
+                item["location_raion"] = raion.name_uk
+        return item
+
+    def alerts_in_ua_body(self, *, empty: bool = False) -> bytes:
+        """The ``/v1/alerts/active.json`` body for the current state."""
+        alerts, _, changed_at = self._snapshot()
+        data = {
+            "alerts": []
+            if empty
+            else [self._alerts_in_ua_item(a) for a in alerts if "alerts_in_ua" in a.feeds],
+            "meta": {"last_updated_at": changed_at.strftime("%Y/%m/%d %H:%M:%S +0000"), "type": "full"},
+            "disclaimer": _DISCLAIMER,
+        }
+        return json.dumps(data, ensure_ascii=False).encode()
+
+    def _ukrainealarm_region(self, uid: str) -> tuple[str, Region | None]:
+        region = self._region(uid)
+        if region is None:
+            return uid, None
+        ids = [sid for src, sid in self.registry.source_ids_of(region.code) if src == "ukrainealarm"]
+        return (ids[0] if ids else uid), region
+
+    def ukrainealarm_body(self, *, empty: bool = False) -> bytes:
+        """The ``/api/v3/alerts`` body for the current state."""
+        alerts, _, _ = self._snapshot()
+        regions: dict[str, dict[str, Any]] = {}
+        for alert in [] if empty else alerts:
+            if "ukrainealarm" not in alert.feeds:
+                continue
+            region_id, region = self._ukrainealarm_region(alert.uid)
+            region_type = _UA_REGION_TYPES.get(region.level, "Community") if region else "Community"
+            stamp = _ua_time(alert.started_at)  # type: ignore[arg-type]
+            entry = regions.setdefault(
+                region_id,
+                {
+                    "regionId": region_id,
+                    "regionType": region_type,
+                    "regionName": region.name_uk if region else "",
+                    "regionEngName": region.name_en if region else "",
+                    "lastUpdate": stamp,
+                    "activeAlerts": [],
+                },
+            )
+            entry["lastUpdate"] = max(entry["lastUpdate"], stamp)
+            entry["activeAlerts"].append(
+                {
+                    "regionId": region_id,
+                    "regionType": region_type,
+                    "type": _UA_TYPES.get(alert.alert_kind, "UNKNOWN"),
+                    "lastUpdate": stamp,
+                }
+            )
+        return json.dumps(list(regions.values()), ensure_ascii=False).encode()
+
+    def status_body(self) -> bytes:
+        _, index, _ = self._snapshot()
+        return json.dumps({"lastActionIndex": index}).encode()
+
+    # -- request handling (called from the server's threads) ---------------------------
+    def _respond(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?", 1)[0]
+        endpoint = _PATH_TO_ENDPOINT.get(path)
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        record = RecordedRequest(handler.command, path, endpoint, headers, time.time())
+        self._record(record)
+        if endpoint is None:
+            self._send(handler, record, 404, _json({"message": "Not found"}))
+            return
+        expected = f"Bearer {self.token}" if endpoint == "alerts_in_ua" and self.token is not None else None
+        if endpoint != "alerts_in_ua" and self.ukrainealarm_token is not None:
+            expected = self.ukrainealarm_token
+        if expected is not None and headers.get("authorization") != expected:
+            self._send(handler, record, 401, _json({"message": "API token required or invalid"}))
+            return
+        fault = self._take_fault(endpoint)
+        record.fault = fault
+        if fault == "timeout":
+            if self._stopping.wait(self.timeout_delay):
+                return
+            fault = None  # then answer normally: the client has long given up
+        if fault == "http500":
+            self._send(handler, record, 500, b"Internal Server Error", "text/plain")
+            return
+        if fault == "http429":
+            body = _json({"message": "Too many requests"})
+            self._send(handler, record, 429, body, extra={"Retry-After": self.retry_after})
+            return
+        if fault == "garbage":
+            self._send(handler, record, 200, os.urandom(512))
+            return
+        if fault == "empty_body":
+            self._send(handler, record, 200, b"")
+            return
+        if fault == "html200":
+            self._send(handler, record, 200, _HTML_PAGE, "text/html; charset=utf-8")
+            return
+
+        empty = fault == "empty_list"
+        extra: dict[str, str] = {}
+        if endpoint == "alerts_in_ua":
+            body = self.alerts_in_ua_body(empty=empty)
+            _, _, changed_at = self._snapshot()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            extra = {"ETag": etag, "Last-Modified": format_datetime(changed_at, usegmt=True)}
+            if fault is None and _not_modified(headers, etag, changed_at):
+                self._send(handler, record, 304, b"", extra=extra)
+                return
+        elif endpoint == "ukrainealarm":
+            body = self.ukrainealarm_body(empty=empty)
+            extra = {"Last-Modified": format_datetime(self._snapshot()[2], usegmt=True)}
+        else:
+            body = self.status_body()
+        if fault == "truncated":
+            body = body[: len(body) // 2]
+        self._send(handler, record, 200, body, extra=extra, trickle=fault == "trickle")
+
+    def _send(
+        self,
+        handler: BaseHTTPRequestHandler,
+        record: RecordedRequest,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json; charset=utf-8",
+        *,
+        extra: Mapping[str, str] | None = None,
+        trickle: bool = False,
+    ) -> None:
+        record.status = status
+        try:
+            handler.send_response(status)
+            if status != 304:
+                handler.send_header("Content-Type", content_type)
+                handler.send_header("Content-Length", str(len(body)))
+            for name, value in (extra or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            if trickle:
+                for i in range(len(body)):
+                    handler.wfile.write(body[i : i + 1])
+                    handler.wfile.flush()
+                    if self._stopping.wait(self.trickle_delay):
+                        return
+            elif status != 304:
+                handler.wfile.write(body)
+            handler.wfile.flush()
+            record.sent_at = time.time()
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data).encode()
+
+
+def _aiu_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _ua_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _not_modified(headers: Mapping[str, str], etag: str, changed_at: datetime) -> bool:
+    """RFC 9110 precedence: If-None-Match decides when present, else If-Modified-Since."""
+    if "if-none-match" in headers:
+        tags = [t.strip() for t in headers["if-none-match"].split(",")]
+        return etag in tags or "*" in tags
+    since = headers.get("if-modified-since")
+    if since:
+        try:
+            return changed_at <= parsedate_to_datetime(since)
+        except (TypeError, ValueError, IndexError):
+            return False
+    return False
+
+
+def _make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the real upstreams (and pooled clients) use
+        server_version = "alertd-sim"
+        timeout = 60  # an idle keep-alive connection does not hold a thread forever
+
+        def do_GET(self) -> None:
+            upstream._respond(self)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the request log is the record; stderr stays quiet in tests
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m alertd.simulate``: serve until interrupted, with optional starting alerts."""
+    parser = argparse.ArgumentParser(prog="python -m alertd.simulate", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--token", default="sim-token", help="token both upstreams require")
+    parser.add_argument(
+        "--alert", action="append", default=[], metavar="UID[:KIND]", help="start an alert, e.g. 31:air_raid"
+    )
+    args = parser.parse_args(argv)
+    upstream = Upstream(token=args.token, host=args.host, port=args.port)
+    for spec in args.alert:
+        uid, _, kind = spec.partition(":")
+        upstream.add_alert(uid, kind or AlertKind.AIR_RAID)
+    with upstream:
+        print(upstream.url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

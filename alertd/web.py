@@ -1,0 +1,295 @@
+"""The small HTTP side of alertd: ``/healthz`` and ``/metrics``, served inside the daemon's loop.
+
+* :func:`health` is the pure decision behind ``/healthz``: every enabled source
+  polled successfully within its allowance, and the outbox is not lagging.
+* :func:`create_app` builds the Starlette app. It takes extra routes so the
+  residents' self-service pages can later be mounted on the same server; the
+  settings, store and metrics are on ``app.state`` for them.
+* :func:`serve` runs uvicorn as a task **in the daemon's event loop** — the store's
+  SQLite connection belongs to that thread, which is why every handler here is
+  ``async`` (a sync handler would run in a worker thread). uvicorn's own signal
+  handling is switched off: SIGTERM/SIGINT belong to the daemon, which sets the
+  stop event, and the server follows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from alertd.config import Settings, SourceConfig
+from alertd.logs import kv
+from alertd.metrics import CONTENT_TYPE_LATEST, Metrics
+from alertd.store import SourceCursor
+
+__all__ = [
+    "DEFAULT_MAX_OUTBOX_LAG",
+    "HealthStore",
+    "bind_socket",
+    "create_app",
+    "health",
+    "serve",
+]
+
+log = logging.getLogger("alertd")
+
+#: Seconds the oldest undelivered outbox row may wait before /healthz says the dispatcher lags.
+DEFAULT_MAX_OUTBOX_LAG = 300.0
+
+
+class HealthStore(Protocol):
+    """What ``/healthz`` reads from the store (:class:`alertd.store.Store` has both)."""
+
+    def cursors(self) -> list[SourceCursor]: ...
+    def oldest_pending(self) -> datetime | None: ...
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def health(
+    cursors: Iterable[SourceCursor],
+    sources: Iterable[SourceConfig],
+    outbox_oldest: datetime | None,
+    now: datetime,
+    started_at: datetime,
+    *,
+    max_outbox_lag: float = DEFAULT_MAX_OUTBOX_LAG,
+    redact: Callable[[str], str] | None = None,
+) -> tuple[bool, dict[str, Any]]:
+    """Decide whether alertd is healthy; returns ``(ok, body)`` for ``/healthz``.
+
+    A source is healthy when its last successful poll is at most
+    ``effective_allowance`` seconds old. Every source also gets a start-up grace
+    of its allowance from ``started_at``: a source that has never succeeded (a
+    fresh install) or whose last success predates a restart is not declared
+    down before this process has had the same chance to poll it that a running
+    one gets. Disabled sources are ignored.
+
+    The outbox is healthy when its oldest pending row is at most
+    ``max_outbox_lag`` seconds old.
+
+    ``redact`` (e.g. :meth:`alertd.logs.SecretFilter.scrub`) is applied to the
+    upstream error texts the body repeats.
+    """
+    by_name = {c.name: c for c in cursors}
+    scrub = redact or (lambda text: text)
+    report: dict[str, dict[str, Any]] = {}
+    failing: list[str] = []
+    for cfg in sources:
+        if not cfg.enabled:
+            continue
+        cursor = by_name.get(cfg.name, SourceCursor(name=cfg.name))
+        allowance = cfg.effective_allowance
+        reference = started_at if cursor.last_success is None else max(cursor.last_success, started_at)
+        age = (now - reference).total_seconds()
+        ok = age <= allowance
+        entry: dict[str, Any] = {
+            "ok": ok,
+            "last_success": _iso(cursor.last_success),
+            "allowance_seconds": allowance,
+        }
+        if cursor.consecutive_failures or not ok:
+            entry.update(
+                consecutive_failures=cursor.consecutive_failures,
+                failing_since=_iso(cursor.failing_since),
+                last_error=scrub(cursor.last_error) if cursor.last_error else None,
+            )
+        if not ok:
+            if cursor.last_success is None or cursor.last_success < started_at:
+                since = "never" if cursor.last_success is None else "not since start"
+                entry["reason"] = (
+                    f"no successful poll ({since}) in the {age:.0f}s since start (allowance {allowance:g}s)"
+                )
+            else:
+                entry["reason"] = f"no successful poll for {age:.0f}s (allowance {allowance:g}s)"
+            failing.append(cfg.name)
+        report[cfg.name] = entry
+
+    lag = max(0.0, (now - outbox_oldest).total_seconds()) if outbox_oldest is not None else 0.0
+    outbox_ok = lag <= max_outbox_lag
+    outbox: dict[str, Any] = {
+        "ok": outbox_ok,
+        "oldest_pending": _iso(outbox_oldest),
+        "lag_seconds": round(lag, 3),
+        "max_lag_seconds": max_outbox_lag,
+    }
+    if not outbox_ok:
+        outbox["reason"] = f"oldest undelivered notice waits for {lag:.0f}s (limit {max_outbox_lag:g}s)"
+
+    ok = not failing and outbox_ok
+    body: dict[str, Any] = {
+        "status": "ok" if ok else "failing",
+        "checked_at": _iso(now),
+        "started_at": _iso(started_at),
+        "failing": failing,
+        "sources": report,
+        "outbox": outbox,
+    }
+    return ok, body
+
+
+def create_app(
+    *,
+    settings: Settings,
+    store: HealthStore | None = None,
+    metrics: Metrics | None = None,
+    health_check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+    routes: Sequence[BaseRoute] = (),
+    middleware: Sequence[Middleware] = (),
+    started_at: datetime | None = None,
+    max_outbox_lag: float = DEFAULT_MAX_OUTBOX_LAG,
+    redact: Callable[[str], str] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Starlette:
+    """Build the HTTP app: ``/healthz``, ``/metrics`` (when ``metrics`` is given), then ``routes``.
+
+    ``/healthz`` uses ``health_check`` when given, else :func:`health` over
+    ``store`` and ``settings.sources``. ``started_at`` is the process start (the
+    sources' start-up grace counts from it; default: now).
+    """
+    if health_check is None and store is None:
+        raise ValueError("create_app needs a store or a health_check")
+    started = started_at or clock()
+
+    def default_check() -> tuple[bool, dict[str, Any]]:
+        assert store is not None
+        return health(
+            store.cursors(),
+            settings.sources,
+            store.oldest_pending(),
+            clock(),
+            started,
+            max_outbox_lag=max_outbox_lag,
+            redact=redact,
+        )
+
+    check = health_check or default_check
+
+    async def healthz(request: Request) -> Response:
+        try:
+            ok, body = check()
+        except Exception as exc:  # the state file locked or gone: that is unhealthy, not a 500
+            log.warning("healthz check failed " + kv(error=f"{type(exc).__name__}: {exc}"))
+            ok, body = False, {"status": "failing", "error": f"health check failed: {type(exc).__name__}"}
+        return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        assert metrics is not None
+        return Response(
+            metrics.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
+        )
+
+    all_routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    if metrics is not None:
+        all_routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    all_routes.extend(routes)
+    app = Starlette(routes=all_routes, middleware=list(middleware))
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = metrics
+    app.state.started_at = started
+    return app
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers.
+
+    ``uvicorn.Server.serve()`` (0.29+, still so in 0.54) wraps itself in
+    ``capture_signals()``, which replaces the SIGINT/SIGTERM handlers with
+    ``signal.signal`` and re-raises the captured signal when it exits; there is
+    no config switch for it. Here the daemon owns those signals (its
+    ``loop.add_signal_handler`` sets the stop event) and tells the server to exit
+    through :func:`serve`'s stop event, so the context manager does nothing.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket now, so a busy port fails start-up with a clear OSError.
+
+    (Left to uvicorn, a bind failure ends in ``sys.exit(1)`` inside a task.)
+    Port 0 picks a free port: read it back with ``sock.getsockname()[1]``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    app: Starlette,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    sock: socket.socket | None = None,
+    graceful_timeout: int = 5,
+) -> None:
+    """Serve ``app`` on ``host:port`` in the running loop until ``stop`` is set.
+
+    Pass an already bound ``sock`` (see :func:`bind_socket`) to fail early on a
+    busy port or to listen on port 0. Returns once the server has closed.
+    """
+    if sock is None:
+        sock = bind_socket(host, port)
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # alertd's logging stays as setup_logging made it
+        log_level="warning",  # no "Started server process" chatter in alertd's log
+        access_log=False,
+        lifespan="off",
+        ws="none",
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=graceful_timeout,
+    )
+    server = _EmbeddedServer(config)
+    bound = sock.getsockname()
+    listen = f"{bound[0]}:{bound[1]}"
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while not (server.started or task.done() or stop.is_set()):
+            await asyncio.wait({task, stopper}, timeout=0.05)
+        if server.started:
+            log.info("http server listening " + kv(listen=listen))
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and not stop.is_set():
+            task.result()  # the server ended on its own: raise its error, if any
+            log.error("http server stopped unexpectedly " + kv(listen=listen))
+            return
+        server.should_exit = True
+        await task
+        log.info("http server stopped " + kv(listen=listen))
+    except asyncio.CancelledError:
+        # cancelled rather than stopped: still close the listener, quickly
+        server.should_exit = server.force_exit = True
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(task, timeout=2)
+        for listener in getattr(server, "servers", []):
+            listener.close()
+        raise
+    finally:
+        stopper.cancel()
+        if sock.fileno() != -1:  # never started, or not closed by uvicorn's shutdown
+            sock.close()

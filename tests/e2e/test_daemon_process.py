@@ -1,0 +1,182 @@
+"""``alertd run`` as a real process against the simulated upstreams in this test process.
+
+Waits are bounded (the state file is polled every 0.1 s up to 20 s); nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from support.upstream_helpers import AIU_TOKEN, UA_TOKEN, read_events, wait_for, write_config
+
+from alertd.simulate import Upstream
+
+pytestmark = pytest.mark.e2e
+
+T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
+KYIV_CITY, KYIV_OBLAST = 31, 14
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ALERTD_")}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def alertd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alertd", *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class Process:
+    """``alertd run`` in the background, stderr to a file (a full pipe would block it)."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log
+        self._stderr = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "alertd", "run", "--config", str(config)],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
+
+    def signal(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            self._stderr.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._stderr.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    with Upstream(token=AIU_TOKEN, ukrainealarm_token=UA_TOKEN) as up:
+        yield up
+
+
+def _baselined(db_path: Path) -> bool:
+    """Both sources have had their first good poll (the fresh-install baseline)."""
+    if not db_path.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = db.execute("SELECT COUNT(*) FROM sources WHERE baseline_done = 1").fetchone()
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return False
+    return rows[0] == 2
+
+
+def _statuses(db_path: Path) -> list[tuple[str, str, str, str | None]]:
+    return [
+        (status, region, kind, started) for _id, status, region, kind, started, _ended in read_events(db_path)
+    ]
+
+
+def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path, upstream: Upstream) -> None:
+    config = write_config(tmp_path, upstream, interval=1, timeout=2)
+    db = tmp_path / "state" / "alertd.sqlite3"
+    log = tmp_path / "alertd.log"
+    started_key = ("started", "UA-32", "air_raid", T0.isoformat())
+    ended_key = ("ended", "UA-32", "air_raid", T0.isoformat())
+
+    first = Process(config, log)
+    try:
+        wait_for(lambda: _baselined(db))
+        upstream.add_alert(KYIV_OBLAST, started_at=T0)
+        wait_for(lambda: started_key in _statuses(db))
+        assert first.signal(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        first.stop()
+
+    # while it is down, the alert ends
+    upstream.clear_alert(KYIV_OBLAST)
+    second = Process(config, log)
+    try:
+        wait_for(lambda: ended_key in _statuses(db))
+        # a few more polls of both sources change nothing
+        seen = len(upstream.requests("ukrainealarm_status"))
+        wait_for(lambda: len(upstream.requests("ukrainealarm_status")) >= seen + 3)
+        events = read_events(db)
+        assert _statuses(db) == [started_key, ended_key]
+        assert len({e[0] for e in events}) == 2
+        assert events[1][5] is not None  # ended_at recorded
+        code = second.signal(signal.SIGTERM)
+    finally:
+        second.stop()
+    stderr = log.read_text(encoding="utf-8")
+    assert code == 0, stderr
+    assert "alertd stopped" in stderr
+    assert "alert started air_raid UA-32" in stderr and "alert ended air_raid UA-32" in stderr
+    assert AIU_TOKEN not in stderr and UA_TOKEN not in stderr
+
+
+def test_corrupt_state_file_is_refused(tmp_path: Path, upstream: Upstream) -> None:
+    config = write_config(tmp_path, upstream)
+    db = tmp_path / "state" / "alertd.sqlite3"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"garbage" * 1000)
+    result = alertd("run", "--config", str(config))
+    assert result.returncode != 0
+    assert str(db) in result.stderr
+    assert upstream.requests() == []  # it did not start polling on a state it cannot keep
+
+
+def test_config_error_names_the_key(tmp_path: Path, upstream: Upstream) -> None:
+    config = write_config(tmp_path, upstream, interval=0)
+    result = alertd("run", "--config", str(config))
+    assert result.returncode != 0
+    assert "sources[0].interval" in result.stderr
+    assert str(config) in result.stderr
+    assert AIU_TOKEN not in result.stderr + result.stdout
+
+
+def test_run_once_then_status(tmp_path: Path, upstream: Upstream) -> None:
+    config = write_config(tmp_path, upstream)
+    upstream.add_alert(KYIV_CITY, started_at=T0)
+    result = alertd("run", "--once", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert len(upstream.requests("alerts_in_ua")) == 1
+    assert [r.endpoint for r in upstream.requests() if r.endpoint != "alerts_in_ua"] == [
+        "ukrainealarm_status",
+        "ukrainealarm",
+    ]
+    assert read_events(tmp_path / "state" / "alertd.sqlite3") == []  # baseline: recorded, not announced
+
+    status = alertd("status", "--config", str(config))
+    assert status.returncode == 0, status.stderr
+    out = status.stdout
+    assert "active alerts: 1" in out
+    assert "UA-30" in out and "air_raid" in out and "2026-03-01T08:00:00Z" in out
+    assert "aiu" in out and "ualarm" in out
+    lines = {line.split()[0]: line for line in out.splitlines()[3:] if line.startswith("  ")}
+    assert " ok;" in lines["aiu"] and " ok;" in lines["ualarm"]
+
+    # a failing source shows up as such
+    upstream.set_fault("http500", "alerts_in_ua")
+    assert alertd("run", "--once", "--config", str(config)).returncode == 0
+    out = alertd("status", "--config", str(config)).stdout
+    assert "FAILING (1 in a row: aiu: HTTP 500 from upstream)" in out

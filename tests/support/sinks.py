@@ -1,0 +1,354 @@
+"""Local stand-ins for the places alertd delivers to: an HTTP sink for Apprise ``json://`` and an SMTP sink.
+
+Why threads: each sink runs its server in its own thread(s), so it answers whether
+the code under test runs in this process's asyncio loop (Apprise sends from worker
+threads; the loop stays free) or as a separate ``alertd`` process. Every server
+binds 127.0.0.1 on a free port: tests never touch the network.
+
+Typical use::
+
+    with JsonSink() as sink:
+        sink.configure("/u2", status=500, fail_first=2)
+        url = sink.url("/u2")            # json://127.0.0.1:PORT/u2
+        ...
+        sink.wait_for(1, path="/u2", delivered=True)
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["JsonSink", "PathBehaviour", "Received", "SmtpMessage", "SmtpSink"]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request the JSON sink saw, whatever it answered."""
+
+    path: str
+    payload: dict[str, Any]
+    status: int  # what the sink answered
+    at: float  # time.time() when the request arrived
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return str(self.payload.get("title", ""))
+
+    @property
+    def message(self) -> str:
+        return str(self.payload.get("message", ""))
+
+    @property
+    def type(self) -> str:
+        """Apprise's notify type: info | success | warning | failure."""
+        return str(self.payload.get("type", ""))
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class PathBehaviour:
+    """How the sink answers on one path: a status, a delay, failing the first N requests."""
+
+    status: int = 200
+    delay: float = 0.0
+    fail_first: int = 0
+    fail_status: int = 500
+    retry_after: str | None = None
+    seen: int = 0
+
+    def answer(self) -> int:
+        """The status for the next request (called under the sink's lock)."""
+        self.seen += 1
+        if self.seen <= self.fail_first:
+            return self.fail_status
+        return self.status
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a slow (delayed) request must never keep the test process alive
+    allow_reuse_address = True
+    sink: JsonSink
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        self.server.sink._handle(self)
+
+    do_PUT = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+
+class JsonSink:
+    """A real HTTP server recording Apprise ``json://`` posts, with per-path behaviour.
+
+    Thread-safe: requests arrive on server threads, assertions run on the test thread.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._received: list[Received] = []
+        self._behaviour: dict[str, PathBehaviour] = {}
+        self._server = _Server((host, port), _Handler)
+        self._server.sink = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> JsonSink:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="json-sink", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> JsonSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- configuration ------------------------------------------------------------
+    def url(self, path: str = "/", scheme: str = "json", query: str = "") -> str:
+        """The Apprise URL of one channel on this sink; give each channel its own path."""
+        path = path if path.startswith("/") else "/" + path
+        return f"{scheme}://{self.host}:{self.port}{path}" + (f"?{query}" if query else "")
+
+    def configure(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        delay: float = 0.0,
+        fail_first: int = 0,
+        fail_status: int = 500,
+        retry_after: str | None = None,
+    ) -> None:
+        """Set how ``path`` answers from now on (counts for ``fail_first`` restart at zero)."""
+        with self._lock:
+            self._behaviour[path] = PathBehaviour(
+                status=status,
+                delay=delay,
+                fail_first=fail_first,
+                fail_status=fail_status,
+                retry_after=retry_after,
+            )
+
+    # -- reading ------------------------------------------------------------------
+    def received(self, path: str | None = None, *, delivered: bool = False) -> list[Received]:
+        """Every request seen (on ``path``), oldest first; ``delivered`` keeps only 2xx answers."""
+        with self._lock:
+            return [r for r in self._received if (path is None or r.path == path) and (not delivered or r.ok)]
+
+    def wait_for(
+        self, count: int, timeout: float = 10.0, *, path: str | None = None, delivered: bool = False
+    ) -> list[Received]:
+        """Block until at least ``count`` matching requests arrived; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                matching = [
+                    r for r in self._received if (path is None or r.path == path) and (not delivered or r.ok)
+                ]
+                if len(matching) >= count:
+                    return matching
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"JsonSink: expected {count} request(s) on {path or 'any path'}, got {len(matching)}"
+                    )
+                self._cond.wait(remaining)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._received.clear()
+
+    # -- serving ------------------------------------------------------------------
+    def _handle(self, request: _Handler) -> None:
+        arrived = time.time()
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length) if length else b""
+        try:
+            payload = json.loads(raw.decode("utf-8")) if raw else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = {"_raw": raw.decode("utf-8", "replace")}
+        path = request.path.split("?", 1)[0]
+        with self._lock:
+            behaviour = self._behaviour.setdefault(path, PathBehaviour())
+            status = behaviour.answer()
+            delay = behaviour.delay
+            retry_after = behaviour.retry_after
+        if delay:
+            time.sleep(delay)
+        with self._cond:
+            self._received.append(
+                Received(
+                    path=path,
+                    payload=payload if isinstance(payload, dict) else {"_value": payload},
+                    status=status,
+                    at=arrived,
+                    headers=dict(request.headers.items()),
+                )
+            )
+            self._cond.notify_all()
+        body = b"{}" if 200 <= status < 300 else b'{"error": "sink says no"}'
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(body)))
+            if retry_after is not None and status in (429, 503):
+                request.send_header("Retry-After", retry_after)
+            request.end_headers()
+            request.wfile.write(body)
+        except OSError:
+            pass  # the client gave up (its read timeout): what it sent is still recorded
+
+
+@dataclass(frozen=True)
+class SmtpMessage:
+    """One message the SMTP sink accepted."""
+
+    mail_from: str
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    at: float
+    login: str | None = None
+
+
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1 collecting messages (plain SMTP, optional AUTH without TLS).
+
+    Apprise: ``mailto://user:pass@127.0.0.1:PORT?to=x@example.org&from=alertd@example.org``.
+    ``mailto`` (not ``mailtos``) on a host no built-in template knows means
+    ``mode=insecure``: no STARTTLS, so the plain server here is enough. With
+    user and password in the URL Apprise logs in; the sink accepts any login
+    (``auth_require_tls=False``) and records the user name.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._messages: list[SmtpMessage] = []
+        self._host = host
+        self._port = port or _free_port(host)
+        sink = self
+
+        class _Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink._record(envelope, session)
+                return "250 OK"
+
+        def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+            return AuthResult(success=True, auth_data=auth_data)
+
+        self._controller = Controller(
+            _Handler(),
+            hostname=host,
+            port=self._port,
+            authenticator=_authenticator,
+            auth_require_tls=False,
+        )
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def url(self, to: str = "x@example.org", *, user: str = "alertd", password: str = "secret") -> str:
+        """The Apprise URL of a mail channel delivering to ``to`` through this sink."""
+        creds = f"{user}:{password}@" if user and password else ""
+        return f"mailto://{creds}{self.host}:{self.port}?to={to}&from=alertd@example.org&mode=insecure"
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def messages(self, to: str | None = None) -> list[SmtpMessage]:
+        with self._lock:
+            return [m for m in self._messages if to is None or to in m.recipients]
+
+    def wait_for(self, count: int, timeout: float = 10.0, *, to: str | None = None) -> list[SmtpMessage]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                matching = [m for m in self._messages if to is None or to in m.recipients]
+                if len(matching) >= count:
+                    return matching
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"SmtpSink: expected {count} message(s), got {len(matching)}")
+                self._cond.wait(remaining)
+
+    def _record(self, envelope: Any, session: Any) -> None:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        part = parsed.get_body(preferencelist=("plain", "html"))  # type: ignore[attr-defined]
+        body = part.get_content() if part is not None else ""
+        auth = getattr(session, "auth_data", None)
+        login = getattr(auth, "login", None)
+        if isinstance(login, bytes):
+            login = login.decode("utf-8", "replace")
+        message = SmtpMessage(
+            mail_from=str(envelope.mail_from),
+            recipients=tuple(str(r) for r in envelope.rcpt_tos),
+            subject=str(parsed.get("Subject", "")),
+            body=str(body),
+            at=time.time(),
+            login=login if isinstance(login, str) else None,
+        )
+        with self._cond:
+            self._messages.append(message)
+            self._cond.notify_all()
+
+
+def _free_port(host: str) -> int:
+    """aiosmtpd's Controller needs a concrete port up front (it connects to check it is up)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
