@@ -272,7 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         active = store.active_alerts()
         cursors = {c.name: c for c in store.cursors()}
-        depth = store.outbox_depth() if hasattr(store, "outbox_depth") else None
+        depth = store.outbox_depth()
     finally:
         store.close()
     if args.json:
@@ -321,8 +321,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         ago = f"{(now - c.last_success).total_seconds():.0f}s ago" if c.last_success else "never"
         print(f"  {cfg.name:<20} {health}; last success {ago}; polls every {cfg.interval:g}s")
-    if depth is not None:
-        print(f"outbox: {depth}")
+    print(f"outbox: {depth} deliveries pending")
     return EXIT_OK
 
 
@@ -493,15 +492,17 @@ def _all_subscribers(settings, store) -> list[dict]:
 
 # -- test-notify ------------------------------------------------------------------------
 def cmd_test_notify(args: argparse.Namespace) -> int:
-    from alertd.config import Settings
+    from alertd.config import load_settings
+    from alertd.dispatch import Dispatcher
+    from alertd.logs import setup_logging
+    from alertd.store import Store
 
-    if args.url and not args.subscriber:
-        settings = Settings.model_construct() if not _config_path(args.config) else _load(args)[0]
-        targets = [(url, args.language or getattr(settings, "language", "uk")) for url in args.url]
+    if args.url and not args.subscriber and _config_path(args.config) is None:
+        # a bare URL needs no configuration: defaults for language and time zone
+        settings = load_settings(None, env={}, validate_urls=False)
+        targets = [(url, args.language or settings.language) for url in args.url]
     else:
         settings, _registry = _load(args)
-        from alertd.store import Store
-
         store = Store(settings.db_path)
         try:
             records = _all_subscribers(settings, store)
@@ -515,19 +516,34 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
                 )
                 return EXIT_FAILURE
             records = [r for r in records if r["name"] in args.subscriber]
-        targets = [(u, args.language or r["language"]) for r in records for u in r["urls"]]
-        targets += [(u, args.language or settings.operators.language) for u in args.url]
+        if args.subscriber or not args.url:
+            targets = [(u, args.language or r["language"]) for r in records for u in r["urls"]]
+        else:
+            targets = []
+        targets += [(u, args.language or settings.language) for u in args.url]
         if not args.subscriber and not args.url:
             targets += [(u.get_secret_value(), settings.operators.language) for u in settings.operators.urls]
     if not targets:
         print("alertd test-notify: no channels to test", file=sys.stderr)
         return EXIT_FAILURE
-    from alertd.dispatch import send_test
+    setup_logging(level="WARNING", fmt="text", secrets=[u for u, _ in targets])
 
-    results = asyncio.run(send_test(targets, timezone=getattr(settings, "timezone", "Europe/Kyiv")))
+    async def send() -> list[tuple[str, bool, str]]:
+        dispatcher = Dispatcher(None, settings)  # type: ignore[arg-type]  # test sends bypass the store
+        try:
+            results: list[tuple[str, bool, str]] = []
+            for language in sorted({lang for _, lang in targets}):
+                results += await dispatcher.send_test(
+                    [u for u, lang in targets if lang == language], language
+                )
+            return results
+        finally:
+            dispatcher.close()
+
+    results = asyncio.run(send())
     failed = 0
     for masked, ok, detail in results:
-        print(f"{'ok  ' if ok else 'FAIL'}  {masked}" + (f"  ({detail})" if detail else ""))
+        print(f"{'ok  ' if ok else 'FAIL'}  {masked}" + ("" if ok else f"  ({detail})"))
         failed += not ok
     print(f"{len(results) - failed} ok, {failed} failed")
     return EXIT_OK if failed == 0 else EXIT_FAILURE

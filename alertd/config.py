@@ -665,6 +665,10 @@ def semantic_problems(
 
     if validate_urls:
         problems += _apprise_problems("operators.urls", settings.operators.urls)
+    if settings.templates:
+        from alertd.render import validate_templates  # render imports nothing from here at import time
+
+        problems += validate_templates(settings.templates)
     return problems
 
 
