@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,6 +33,10 @@ def settings_secrets(settings: Settings) -> list[str]:
             secrets.append(source.token.get_secret_value())
     urls = [u for sub in settings.subscribers for u in sub.urls] + list(settings.operators.urls)
     secrets.extend(u.get_secret_value() for u in urls)
+    ss = settings.selfservice  # self-service: the admin token, the bot token, credentials in templates
+    for secret in (ss.admin_token, ss.bot_token, *ss.templates.values()):
+        if secret is not None:
+            secrets.append(secret.get_secret_value())
     return secrets
 
 
@@ -115,7 +120,10 @@ async def run_app(
     log_level: str | None = None,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[], None] | None = None,
+    http_socket: socket.socket | None = None,
 ) -> int:
+    """Run the daemon until stopped. ``http_socket``: an already bound listener for the HTTP
+    server (tests bind port 0 to learn the port first); default: bind ``settings.http.listen``."""
     secrets = settings_secrets(settings)
     setup_logging(
         level=log_level or settings.log_level, fmt=log_format or settings.log_format, secrets=secrets
@@ -129,7 +137,18 @@ async def run_app(
         operators = OperatorNotifier(
             [u.get_secret_value() for u in settings.operators.urls], settings.operators.language
         )
-        dispatcher = Dispatcher(store, settings, hooks=metrics, operators=operators)
+        selfservice = None
+        if settings.selfservice.enabled and settings.http.enabled:
+            from alertd.selfservice import SelfService
+
+            selfservice = SelfService(settings, store, registry)
+        dispatcher = Dispatcher(
+            store,
+            settings,
+            hooks=metrics,
+            operators=operators,
+            footer_for=selfservice.footer_for if selfservice is not None else None,
+        )
         hooks = ProcessHooks(settings, store, metrics, operators)
         router = LiveRouter(settings, registry, store)
         daemon = Daemon(settings, registry, store, router=router, hooks=hooks, on_commit=dispatcher.wake)
@@ -146,7 +165,7 @@ async def run_app(
             from alertd.web import bind_socket, create_app, serve
 
             try:
-                sock = bind_socket(settings.http.host, settings.http.port)
+                sock = http_socket or bind_socket(settings.http.host, settings.http.port)
             except OSError as exc:
                 log.error(f"cannot listen on {settings.http.listen}: {exc.strerror or exc}")
                 return 1
@@ -156,7 +175,13 @@ async def run_app(
                 metrics=metrics,
                 started_at=started_at,
                 redact=SecretFilter(secrets).scrub,
+                routes=_selfservice_routes(selfservice),
             )
+            if selfservice is not None:
+                from alertd.selfservice import attach
+
+                attach(app, selfservice)
+                log.info("self-service page enabled " + kv(public_url=settings.selfservice.public_url))
             background.append(
                 lambda stop_event: serve(app, settings.http.host, settings.http.port, stop_event, sock=sock)
             )
@@ -170,3 +195,12 @@ async def run_app(
         return 0
     finally:
         store.close()
+
+
+def _selfservice_routes(selfservice: object | None) -> list:
+    """The residents' page and API routes, when self-service is enabled (alertd.selfservice)."""
+    if selfservice is None:
+        return []
+    from alertd.selfservice import routes
+
+    return routes()

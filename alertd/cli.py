@@ -120,6 +120,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", help="part of a place name; without it, the 27 first-level divisions")
     p.add_argument("--limit", type=int, default=20, help="most results to print (default 20)")
 
+    p = sub.add_parser(
+        "demo",
+        help="watch alertd work for about half a minute: no token, no internet, no config needed",
+        description="Start a scripted upstream (a local stand-in for alerts.in.ua and ukrainealarm) and a "
+        "local notification sink on 127.0.0.1, run the real daemon against them and show, as it happens, "
+        "the alerts starting and ending upstream, what alertd decides and the messages four residents "
+        "receive (Kyiv, Kharkiv oblast, Irpin, Lviv). Includes an alert already active at start (recorded, "
+        "not announced) and a source failing for a while (nothing changes). Ctrl-C stops it early. "
+        "Exit status: 0 when every resident received exactly its messages.",
+    )
+    p.add_argument(
+        "--duration",
+        type=_demo_duration,
+        default=30.0,
+        metavar="SECONDS",
+        help="length of the scripted timeline, at least 12 (default 30); shorter compresses it",
+    )
+    p.add_argument(
+        "--language",
+        choices=("uk", "en"),
+        default="uk",
+        help="message language of the residents (default uk; one resident always reads English)",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep the demo's SQLite state here (default: a temporary directory, removed at the end)",
+    )
+
     p = sub.add_parser("status", help="print active alerts and source health from the state file")
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -136,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "subscribers": cmd_subscribers,
         "regions": cmd_regions,
         "test-notify": cmd_test_notify,
+        "demo": cmd_demo,
     }[args.command]
     try:
         return handler(args)
@@ -367,7 +397,8 @@ def _resolve_region(registry, value: str) -> tuple[str | None, str | None]:
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    from alertd.config import apprise_problem, mask_url
+    from alertd.config import apprise_problem
+    from alertd.dispatch import mask_channel
     from alertd.model import AlertKind
     from alertd.store import Store, StoredSubscriber
 
@@ -440,7 +471,9 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
                 print(f"alertd subscribers show: no subscriber named {args.name!r}", file=sys.stderr)
                 return EXIT_FAILURE
         for record in records:
-            record["urls"] = [mask_url(u) for u in record["urls"]]
+            # mask_channel, not mask_url: Apprise's privacy URL keeps a phone number in the path
+            # (json://…/+380501234567, twilio://…/+380…) in full; mask_channel shortens it too.
+            record["urls"] = [mask_channel(u) for u in record["urls"]]
             record["regions"] = [
                 f"{code} ({r.name(settings.language)})" if (r := registry.get(code)) else code
                 for code in record["regions"]
@@ -547,6 +580,26 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
         failed += not ok
     print(f"{len(results) - failed} ok, {failed} failed")
     return EXIT_OK if failed == 0 else EXIT_FAILURE
+
+
+# -- demo -------------------------------------------------------------------------------
+def _demo_duration(value: str) -> float:
+    from alertd.demo import MIN_DURATION
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not MIN_DURATION <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"between {MIN_DURATION:g} and 3600 seconds")
+    return seconds
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from alertd.demo import run_demo
+
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    return asyncio.run(run_demo(args.duration, language=args.language, state_dir=state_dir))
 
 
 logging.getLogger("alertd").addHandler(logging.NullHandler())

@@ -61,6 +61,7 @@ __all__ = [
     "HttpConfig",
     "OperatorsConfig",
     "RegionLookup",
+    "SelfServiceConfig",
     "Settings",
     "SourceConfig",
     "SourceType",
@@ -297,6 +298,101 @@ class DeliveryConfig(_Frozen):
         return self
 
 
+#: Channel kinds a resident may choose on the self-service page (alertd.selfservice).
+ChannelKind = Literal["ntfy", "telegram", "email", "sms", "apprise"]
+#: The placeholder each channel kind's template receives from the resident's input.
+CHANNEL_PLACEHOLDERS: dict[str, str] = {
+    "ntfy": "topic",
+    "telegram": "chat_id",
+    "email": "email",
+    "sms": "phone",
+}
+#: Templates used when the operator gives none for a kind.
+DEFAULT_CHANNEL_TEMPLATES: dict[str, str] = {"ntfy": "ntfys://ntfy.sh/{topic}"}
+#: Values used to check that a template loads in Apprise (``alertd check``).
+_PLACEHOLDER_SAMPLES: dict[str, str] = {
+    "topic": "alertd-check-topic",
+    "chat_id": "-1001234567890",
+    "email": "resident@example.org",
+    "phone": "+380501234567",
+    "bot_token": "123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+}
+
+
+class SelfServiceConfig(_Frozen):
+    """Residents subscribe themselves on a web page (``alertd.selfservice``); off by default.
+
+    Each offered channel kind is built from the resident's input (a topic, a chat
+    id, an address, a phone number) by an operator-written Apprise URL template,
+    so the NGO's credentials never reach the resident. ``apprise`` (a raw URL from
+    the resident) is accepted only for schemes in ``allowed_schemes`` (default: none).
+    """
+
+    enabled: bool = Field(
+        default=False, description="Serve the self-service page and API on the http server."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL residents reach the page at; used in every link (required if enabled).",
+    )
+    channels: list[ChannelKind] = Field(
+        default_factory=lambda: ["ntfy"], description="Channel kinds offered to residents, in page order."
+    )
+    templates: dict[ChannelKind, SecretStr] = Field(
+        default_factory=dict,
+        description="Apprise URL template per kind: ntfy {topic}, telegram {chat_id} (+ {bot_token}), "
+        "email {email}, sms {phone}; ntfy defaults to ntfys://ntfy.sh/{topic}. Secrets: they hold the "
+        "NGO's credentials.",
+    )
+    bot_token: SecretStr | None = Field(default=None, description="Telegram bot token for {bot_token}.")
+    bot_token_file: Path | None = Field(default=None, description="File holding the Telegram bot token.")
+    allowed_schemes: list[str] = Field(
+        default_factory=list, description='Apprise schemes a resident may give as a raw URL (kind "apprise").'
+    )
+    allow_private_targets: bool = Field(
+        default=False, description="Accept raw URLs resolving to loopback/private addresses (tests only)."
+    )
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token for /api/admin/*.")
+    admin_token_file: Path | None = Field(default=None, description="File holding the admin token.")
+    pending_ttl: float = Field(default=1800.0, ge=60, le=7 * 86400, description="Seconds a code stays valid.")
+    max_pending: int = Field(default=500, ge=1, description="Cap on unconfirmed subscriptions at once.")
+    per_client_per_hour: int = Field(
+        default=10, ge=1, description="New subscriptions per client address per hour."
+    )
+    per_destination_per_day: int = Field(
+        default=3, ge=1, description="Confirmation messages per destination (phone, address, chat) per day."
+    )
+    code_length: int = Field(default=6, ge=6, le=10, description="Digits in a confirmation code.")
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Wrong codes before a pending subscription is void."
+    )
+    max_body: int = Field(default=16384, ge=1024, le=1_048_576, description="Request body cap in bytes.")
+    max_regions: int = Field(default=10, ge=1, le=100, description="Regions one subscription may name.")
+    trust_proxy_headers: bool = Field(
+        default=False,
+        description="Take the client address from X-Forwarded-For (behind your own proxy only).",
+    )
+
+    def template_for(self, kind: str) -> str | None:
+        """The Apprise URL template of a channel kind: the configured one, else the default (ntfy only)."""
+        secret = self.templates.get(kind)  # type: ignore[call-overload]
+        if secret is not None:
+            return secret.get_secret_value()
+        return DEFAULT_CHANNEL_TEMPLATES.get(kind)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _lower_schemes(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower().removesuffix("://") for v in value if v.strip()]
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`, not directly.
 
@@ -324,6 +420,9 @@ class Settings(BaseSettings):
     http: HttpConfig = Field(default_factory=HttpConfig, description="/healthz and /metrics server.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Alert-correctness knobs.")
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig, description="Outbox dispatcher knobs.")
+    selfservice: SelfServiceConfig = Field(
+        default_factory=SelfServiceConfig, description="Residents' self-service page and API."
+    )
     templates: dict[str, str] = Field(
         default_factory=dict,
         description='Jinja2 template overrides keyed "<status>.<language>", e.g. "started.uk".',
@@ -601,8 +700,23 @@ def _resolve_secrets(
             problems.append(error)
         operators = operators.model_copy(update={"urls": [*operators.urls, *extra]})
 
+    selfservice = settings.selfservice
+    for field_name, file_field in (("admin_token", "admin_token_file"), ("bot_token", "bot_token_file")):
+        secret_file = getattr(selfservice, file_field)
+        if secret_file is None:
+            continue
+        token, error = _read_token(_secret_path(secret_file, environ, base_dir), f"selfservice.{file_field}")
+        if error:
+            problems.append(error)
+        selfservice = selfservice.model_copy(update={field_name: token})
+
     resolved = settings.model_copy(
-        update={"sources": sources, "subscribers": subscribers, "operators": operators}
+        update={
+            "sources": sources,
+            "subscribers": subscribers,
+            "operators": operators,
+            "selfservice": selfservice,
+        }
     )
     return resolved, problems
 
@@ -669,6 +783,50 @@ def semantic_problems(
         from alertd.render import validate_templates  # render imports nothing from here at import time
 
         problems += validate_templates(settings.templates)
+    problems += _selfservice_problems(settings.selfservice, validate_urls=validate_urls)
+    return problems
+
+
+def _selfservice_problems(cfg: SelfServiceConfig, *, validate_urls: bool) -> list[str]:
+    """Self-service checks: public_url, one template per offered kind, each loading in Apprise."""
+    if not cfg.enabled:
+        return []
+    problems: list[str] = []
+    if not cfg.public_url:
+        problems.append("selfservice.public_url: required when selfservice is enabled (used in every link)")
+    if not cfg.channels:
+        problems.append("selfservice.channels: offer at least one channel kind")
+    if "apprise" in cfg.channels and not cfg.allowed_schemes:
+        problems.append(
+            'selfservice.allowed_schemes: channel kind "apprise" needs at least one allowed scheme'
+        )
+    for kind in cfg.channels:
+        if kind == "apprise":
+            continue
+        key = f"selfservice.templates.{kind}"
+        template = cfg.template_for(kind)
+        if template is None:
+            problems.append(f"{key}: channel kind {kind!r} is offered but has no template")
+            continue
+        placeholder = CHANNEL_PLACEHOLDERS[kind]
+        names = set(re.findall(r"{(\w*)}", template))
+        if placeholder not in names:
+            problems.append(f"{key}: the template must contain {{{placeholder}}}")
+        unknown = names - {placeholder, "bot_token"}
+        if unknown:
+            problems.append(f"{key}: unknown placeholder(s) {', '.join(sorted(unknown))}")
+            continue
+        if "bot_token" in names and cfg.bot_token is None and cfg.bot_token_file is None:
+            problems.append(f"{key}: uses {{bot_token}} but selfservice.bot_token(_file) is not set")
+        if validate_urls:
+            sample = template
+            for name in names:
+                sample = sample.replace("{" + name + "}", _PLACEHOLDER_SAMPLES[name])
+            problem = apprise_problem(sample)
+            if problem:
+                problems.append(f"{key}: {problem} (with placeholder values filled in)")
+    if cfg.admin_token is not None and len(cfg.admin_token.get_secret_value()) < 16:
+        problems.append("selfservice.admin_token: use at least 16 characters")
     return problems
 
 

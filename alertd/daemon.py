@@ -27,12 +27,15 @@ from alertd.errors import FetchError, ParseError
 from alertd.fetch import backoff_delay, make_client
 from alertd.logs import kv
 from alertd.model import AlertEvent, EventStatus, Snapshot
-from alertd.poll import poll_source
+from alertd.poll import fetch_ukrainealarm_regions, poll_source
 from alertd.regions import RegionRegistry
 from alertd.store import OutboxRouter, Store
 from alertd.tracker import TrackerPolicy, apply_snapshot, diff_notices, unchanged_snapshot
 
 log = logging.getLogger("alertd")
+
+#: seconds between fetches of an upstream's own region list (ukrainealarm)
+REGIONS_REFRESH = 86400.0
 
 
 class Hooks(Protocol):
@@ -107,6 +110,7 @@ class Daemon:
         self._not_before: dict[str, float] = {}  # monotonic time before which a backing-off source is skipped
         self._rng = random.Random()
         self._inflight: set[asyncio.Task[object]] = set()
+        self._regions_learned: dict[str, float] = {}  # monotonic time of the last region-list fetch
         self.sources = [s for s in settings.sources if s.enabled]
 
     @property
@@ -151,7 +155,31 @@ class Daemon:
         if pending:
             await asyncio.wait(pending, timeout=timeout)
 
+    async def _learn_regions(self, cfg: SourceConfig) -> None:
+        """Once a day, learn ukrainealarm's region ids from its own /regions list.
+
+        A failure here is not a poll failure: the shipped registry still places
+        most alerts, and unknown ids still yield ``ukrainealarm:<id>`` regions.
+        """
+        self._regions_learned[cfg.name] = time.monotonic()
+        try:
+            entries = await fetch_ukrainealarm_regions(self.client, cfg)
+        except (FetchError, ParseError) as exc:
+            self._regions_learned[cfg.name] = time.monotonic() - REGIONS_REFRESH + 3600  # retry in an hour
+            log.warning("region list not fetched " + kv(source=cfg.name, error=str(exc)))
+            return
+        before = len(self.registry)
+        self.registry = self.registry.learn_ukrainealarm_regions(entries)
+        log.info(
+            "region list fetched "
+            + kv(source=cfg.name, regions=len(entries), added=len(self.registry) - before)
+        )
+
     async def _poll(self, cfg: SourceConfig) -> None:
+        if cfg.type == "ukrainealarm" and (
+            time.monotonic() - self._regions_learned.get(cfg.name, -REGIONS_REFRESH) >= REGIONS_REFRESH
+        ):
+            await self._learn_regions(cfg)
         cursor = self.store.cursor(cfg.name)
         try:
             result = await poll_source(self.client, cfg, cursor, self.registry)
@@ -291,8 +319,11 @@ async def run_forever(
         await stop.wait()
     finally:
         log.info("alertd stopping")
-        scheduler.shutdown(wait=False)
+        # No new polls; let the ones under way finish (APScheduler's shutdown would cancel
+        # them mid-request and log each as a crash), then stop the scheduler.
+        scheduler.pause()
         await daemon.wait_inflight()
+        scheduler.shutdown(wait=False)
         # let the background tasks see the stop event and finish what is in flight
         if tasks:
             done, pending = await asyncio.wait(tasks, timeout=10)

@@ -83,6 +83,8 @@ END_WAITS_FOR_START = 2.0
 FLUSH_INTERVAL = 0.1
 #: … or as soon as this many are waiting.
 FLUSH_SIZE = 200
+#: Rendered messages kept (per event × language × channel limits × footer); cleared when full.
+RENDER_CACHE_SIZE = 512
 #: Upper bound on one idle sleep, so rows written by another process are seen eventually.
 IDLE_RECHECK = 30.0
 
@@ -155,10 +157,18 @@ class Channel:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _masked_from_plugin(plugin: Any, url: str) -> str:
+    """:func:`mask_channel` for a URL whose plugin is already loaded (same result, no second parse)."""
+    try:
+        masked = str(plugin.url(privacy=True)).split("?", 1)[0]
+    except Exception:
+        return mask_channel(url)
+    return _DIGITS.sub(lambda m: m.group(0)[:6] + "…" + m.group(0)[-2:], masked)
+
+
 def load_channel(url: str, asset: apprise.AppriseAsset | None = None) -> Channel:
     """Instantiate the Apprise plugin for ``url`` with Apprise's complaint (if any) captured and scrubbed."""
     isolate_apprise_logging()
-    masked = mask_channel(url)
     asset = asset or apprise_asset()
     reason = ""
     try:
@@ -170,7 +180,10 @@ def load_channel(url: str, asset: apprise.AppriseAsset | None = None) -> Channel
     if plugin is None:
         lines = [line.strip() for line in reason.splitlines() if line.strip()]
         why = scrub(lines[-1], url) if lines else "unsupported or malformed URL"
-        return Channel(url, masked, None, None, None, error=f"Apprise cannot load this URL: {why}")
+        return Channel(url, mask_channel(url), None, None, None, error=f"Apprise cannot load this URL: {why}")
+    # The masked name comes from the plugin just built: mask_channel(url) would parse the URL a
+    # second time (Apprise instantiation is ~0.5-1 ms, and its own LRU holds only 1,024 URLs).
+    masked = _masked_from_plugin(plugin, url)
     apobj = apprise.Apprise(asset=asset)
     apobj.add(plugin)
     try:
@@ -210,6 +223,16 @@ def send_blocking(
         detail = "; ".join(dict.fromkeys(lines)) or f"Apprise reported {status.lower()}"
         detail = scrub(detail, channel.url)[:300]
     return ok, detail
+
+
+def _known_channels(settings: Settings, store: Store) -> int:
+    """How many channel URLs the configuration and the store name (the fan-out's upper bound)."""
+    count = sum(len(sub.urls) for sub in settings.subscribers) + len(settings.operators.urls)
+    try:
+        count += sum(len(rec.urls) for rec in store.subscribers())
+    except Exception:  # sizing a cache must never stop delivery
+        pass
+    return count
 
 
 class ChannelCache:
@@ -296,8 +319,12 @@ class Dispatcher:
         batch_size: int = 500,
         cache_size: int = 4096,
         dead_letter_window: float = 5.0,
+        footer_for: Callable[[str, str], str | None] | None = None,
     ) -> None:
         isolate_apprise_logging()
+        # Self-service subscribers get "Manage or leave: <link>" under every message:
+        # footer_for(subscriber name, language) -> footer line or None (alertd.selfservice).
+        self._footer_for = footer_for
         self.store = store
         self.settings = settings
         self.delivery = settings.delivery
@@ -311,12 +338,16 @@ class Dispatcher:
         self.operators = operators
         self._clock = clock
         self._batch_size = max(1, batch_size)
-        self._channels = ChannelCache(cache_size)
+        # An LRU smaller than one event's fan-out misses on *every* delivery (a cyclic scan evicts
+        # each URL just before it is needed again), and each miss re-parses the URL with Apprise:
+        # so the cache holds at least every channel known at start-up (config + store).
+        self._channels = ChannelCache(max(cache_size, _known_channels(settings, store)))
         self._workers = max(1, min(self.delivery.concurrency, MAX_WORKERS))
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="alertd-send")
         self._sem = asyncio.Semaphore(self._workers)
         self._tz = ZoneInfo(settings.timezone)
         self._templates = dict(settings.templates) or None
+        self._rendered: dict[tuple[Any, ...], Any] = {}  # see _render_and_send
         # pump state
         self._signal = asyncio.Event()
         self._woken = True  # the first pass always looks for due rows
@@ -595,18 +626,44 @@ class Dispatcher:
         if channel.apobj is None or channel.limits is None:
             return False, channel.error or "channel unusable"
         try:
-            message = render.render(
-                job.item.event,
-                language=job.item.language,
-                tz=self._tz,
-                limits=channel.limits,
-                templates=self._templates,
-                combined_start=job.combined_start,
+            footer = self._footer(job.item)
+            # Rendering is pure and one event fans out to thousands of channels that share a few
+            # (language, limits, footer) combinations: render each combination once.
+            key = (
+                job.item.event.id,
+                job.item.language,
+                channel.limits,
+                job.combined_start.id if job.combined_start is not None else None,
+                footer,
             )
+            message = self._rendered.get(key)
+            if message is None:
+                message = render.render(
+                    job.item.event,
+                    language=job.item.language,
+                    tz=self._tz,
+                    limits=channel.limits,
+                    templates=self._templates,
+                    combined_start=job.combined_start,
+                    footer=footer,
+                )
+                if len(self._rendered) >= RENDER_CACHE_SIZE:
+                    self._rendered.clear()
+                self._rendered[key] = message
         except Exception as exc:
             log.exception("rendering failed " + kv(event=job.item.event.id, language=job.item.language))
             return False, f"rendering failed: {type(exc).__name__}"
         return await self._call(channel, message)
+
+    def _footer(self, item: OutboxItem) -> str | None:
+        """The per-subscriber footer (self-service management link); a lookup failure costs only the footer."""
+        if self._footer_for is None:
+            return None
+        try:
+            return self._footer_for(item.subscriber, item.language)
+        except Exception:
+            log.exception("footer lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
+            return None
 
     async def _call(self, channel: Channel, message: Any) -> tuple[bool, str]:
         """Run the blocking Apprise call in our pool, bounded by ``delivery.timeout``."""
@@ -643,9 +700,10 @@ class Dispatcher:
             fields["combined"] = "yes"
         if ok:
             latency = max(0.0, (now - event.observed_at).total_seconds())
-            log.info(
-                "delivery ok " + kv(**fields, latency_ms=round(latency * 1000), took_ms=round(took * 1000))
-            )
+            if log.isEnabledFor(logging.INFO):  # the line is built per delivery: skip it when unseen
+                log.info(
+                    "delivery ok " + kv(**fields, latency_ms=round(latency * 1000), took_ms=round(took * 1000))
+                )
             self._hook("delivered", event, latency)
             self._record(Outcome(item.id, item.attempts, "delivered"), item, log_it=False)
             return

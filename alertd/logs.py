@@ -15,6 +15,9 @@ import time
 from collections.abc import Iterable
 
 _PHONE = re.compile(r"(?<![\w/])\+?\d[\d\- ]{7,}\d")
+# A date ("2026-11-25", "2026-11-25 15") also matches _PHONE; masking it garbled every timestamp in a
+# log line ("down_since=2026-1…25T15:29:42Z"). Dates are left alone.
+_DATE = re.compile(r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?: [01]\d| 2[0-3])?")
 
 
 def mask_phone(text: str) -> str:
@@ -22,6 +25,8 @@ def mask_phone(text: str) -> str:
 
     def repl(match: re.Match[str]) -> str:
         digits = match.group(0)
+        if _DATE.fullmatch(digits):
+            return digits
         return digits[:6] + "…" + digits[-2:]
 
     return _PHONE.sub(repl, text)

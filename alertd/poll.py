@@ -68,6 +68,27 @@ def status_url(cfg: SourceConfig) -> str | None:
     return f"{url}/status" if url.endswith("/alerts") else None
 
 
+def regions_url(cfg: SourceConfig) -> str | None:
+    """ukrainealarm's region list (``/api/v3/regions``), beside its ``/api/v3/alerts``."""
+    if cfg.type != "ukrainealarm":
+        return None
+    url = source_url(cfg).rstrip("/")
+    return url[: -len("/alerts")] + "/regions" if url.endswith("/alerts") else None
+
+
+async def fetch_ukrainealarm_regions(
+    client: httpx.AsyncClient, cfg: SourceConfig
+) -> list[tuple[str, str, str, str | None]]:
+    """The upstream's own region list, so ids the shipped registry lacks still find their place."""
+    url = regions_url(cfg)
+    if url is None:
+        return []
+    resp = await fetch(
+        client, cfg.name, url, headers=request_headers(cfg), timeout=cfg.timeout, max_bytes=cfg.max_bytes
+    )
+    return ukrainealarm.parse_regions(resp.body, source=cfg.name, where=url)
+
+
 async def poll_source(
     client: httpx.AsyncClient,
     cfg: SourceConfig,

@@ -350,13 +350,39 @@ class RegionRegistry:
         """
         if isinstance(entries, Mapping):
             entries = flatten_ukrainealarm_regions(entries)
-        matched, _unmatched = self.match_ukrainealarm_regions(entries)
-        if not matched:
-            return self
+        entries = list(entries)
+        matched, unmatched = self.match_ukrainealarm_regions(entries)
         merged = dict(self._source_ids)
         for sid, code in matched.items():
             merged.setdefault(("ukrainealarm", sid), code)
-        return RegionRegistry(self._regions.values(), merged)
+        # Places no name matches still get a region under their parent, so an alert
+        # there reaches the raion's and oblast's subscribers instead of nobody.
+        known = {sid: code for (src, sid), code in merged.items() if src == "ukrainealarm"}
+        added: list[Region] = []
+        levels = {"state": RegionLevel.OBLAST, "district": RegionLevel.RAION}
+        for sid, name, rtype, parent in unmatched:
+            if ("ukrainealarm", sid) in merged:
+                continue
+            parent_code = known.get(str(parent)) if parent is not None else None
+            parent_region = self._regions.get(parent_code) if parent_code else None
+            if parent_region is None:
+                continue
+            code = f"ukrainealarm:{sid}"
+            added.append(
+                Region(
+                    code=code,
+                    level=levels.get(str(rtype).casefold(), RegionLevel.HROMADA),
+                    name_uk=str(name),
+                    name_en=english_name(str(name)),
+                    parent=parent_region.code,
+                    oblast=parent_region.oblast,
+                )
+            )
+            merged[("ukrainealarm", sid)] = code
+            known[sid] = code
+        if not added and merged == self._source_ids:
+            return self
+        return RegionRegistry([*self._regions.values(), *added], merged)
 
     def match_ukrainealarm_regions(
         self, entries: Iterable[UkrainealarmEntry]
@@ -380,6 +406,12 @@ class RegionRegistry:
             parent_code = None if parent is None else (matched.get(str(parent)) or known.get(str(parent)))
             parent_region = self._regions.get(parent_code) if parent_code else None
             oblast = parent_region.oblast if parent_region is not None else None
+            same_id = self._regions.get(self._source_ids.get(("alerts_in_ua", sid), ""))
+            if same_id is not None and normalize_name(same_id.name_uk) == normalize_name(str(name)):
+                # Both Ukrainian feeds number most places alike; an identical name under the
+                # same number is the surest match (it also settles look-alike names in one raion).
+                matched[sid] = same_id.code
+                continue
             candidates = by_key.get(_match_key(name), [])
             kind = rtype.casefold()
             if kind == "state":

@@ -34,11 +34,15 @@ arrival time and the time the response was sent (``time.time()`` both), so tests
 check conditional requests, auth headers, call order and measure latency.
 
 Run it as a process with ``python -m alertd.simulate --port 0``: it prints its URL.
+
+:class:`Sink` plays the other end: a local notification service on ``127.0.0.1``
+recording what Apprise ``json://`` channels post to it (one path per channel).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -46,7 +50,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -61,8 +65,10 @@ __all__ = [
     "ENDPOINTS",
     "FAULT_MODES",
     "Fault",
+    "Received",
     "RecordedRequest",
     "SimAlert",
+    "Sink",
     "Upstream",
     "main",
 ]
@@ -72,6 +78,7 @@ ENDPOINTS: dict[str, str] = {
     "alerts_in_ua": "/v1/alerts/active.json",
     "ukrainealarm": "/api/v3/alerts",
     "ukrainealarm_status": "/api/v3/alerts/status",
+    "ukrainealarm_regions": "/api/v3/regions",
 }
 _PATH_TO_ENDPOINT = {path: name for name, path in ENDPOINTS.items()}
 
@@ -214,7 +221,7 @@ class Upstream:
         if self._server is not None:
             return self
         self._stopping.clear()
-        server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
+        server = _QuietServer((self._host, self._port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
@@ -466,6 +473,27 @@ class Upstream:
             )
         return json.dumps(list(regions.values()), ensure_ascii=False).encode()
 
+    def regions_body(self) -> bytes:
+        """The ``/api/v3/regions`` body: the registry's places as ukrainealarm's nested tree."""
+
+        def node(region: Region) -> dict[str, Any]:
+            ids = [
+                sid
+                for src, sid in self.registry.source_ids_of(region.code)
+                if src in ("ukrainealarm", "alerts_in_ua")
+            ]
+            entry: dict[str, Any] = {
+                "regionId": ids[0] if ids else region.code,
+                "regionName": region.name_uk,
+                "regionType": _UA_REGION_TYPES.get(region.level, "Community"),
+            }
+            children = [c for c in self.registry.children(region.code) if c.level is not RegionLevel.CITY]
+            if children or region.level in (RegionLevel.OBLAST, RegionLevel.RAION):
+                entry["regionChildIds"] = [node(c) for c in children]
+            return entry
+
+        return json.dumps({"states": [node(o) for o in self.registry.oblasts()]}, ensure_ascii=False).encode()
+
     def status_body(self) -> bytes:
         _, index, _ = self._snapshot()
         return json.dumps({"lastActionIndex": index}).encode()
@@ -522,6 +550,8 @@ class Upstream:
         elif endpoint == "ukrainealarm":
             body = self.ukrainealarm_body(empty=empty)
             extra = {"Last-Modified": format_datetime(self._snapshot()[2], usegmt=True)}
+        elif endpoint == "ukrainealarm_regions":
+            body = self.regions_body()
         else:
             body = self.status_body()
         if fault == "truncated":
@@ -588,6 +618,15 @@ def _not_modified(headers: Mapping[str, str], etag: str, changed_at: datetime) -
     return False
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client hanging up (a closed keep-alive connection, a timeout) is normal here, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def _make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the real upstreams (and pooled clients) use
@@ -601,6 +640,200 @@ def _make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             pass  # the request log is the record; stderr stays quiet in tests
 
     return Handler
+
+
+# -- the delivery side: a local notification service ------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """One post the :class:`Sink` saw, whatever it answered."""
+
+    path: str
+    payload: dict[str, Any]
+    status: int  # what the sink answered
+    at: float  # time.time() when the request arrived
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return str(self.payload.get("title", ""))
+
+    @property
+    def message(self) -> str:
+        return str(self.payload.get("message", ""))
+
+    @property
+    def type(self) -> str:
+        """Apprise's notify type: info | success | warning | failure."""
+        return str(self.payload.get("type", ""))
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class _SinkServer(_QuietServer):
+    daemon_threads = True  # a slow request must never keep the process alive
+    allow_reuse_address = True
+    sink: Sink
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    server: _SinkServer
+
+    def do_POST(self) -> None:
+        self.server.sink._handle(self)
+
+    do_PUT = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the received list is the record
+
+
+class Sink:
+    """A local notification service: records what Apprise ``json://`` channels post to it.
+
+    A threaded HTTP server on ``127.0.0.1`` (a free port unless given). Give each
+    channel its own path; every post is kept as a :class:`Received` (path, parsed
+    JSON with title/message/type, arrival ``time.time()``)::
+
+        with Sink(on_message=lambda r: print(r.path, r.title)) as sink:
+            url = sink.url("olena")              # json://127.0.0.1:PORT/olena
+            ...                                  # a subscriber with that URL
+            sink.wait_for(2, path="/olena")
+
+    Thread-safe: posts arrive on server threads. ``on_message`` is called on the
+    server thread after each post is recorded; an exception from it is ignored
+    (it must not turn a delivery into a failure). Subclasses can vary the answer
+    per path by overriding :meth:`_answer`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        on_message: Callable[[Received], object] | None = None,
+    ) -> None:
+        self.on_message = on_message
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._received: list[Received] = []
+        self._server = _SinkServer((host, port), _SinkHandler)
+        self._server.sink = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> Sink:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="alertd-sink",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()  # only while serve_forever runs: it would wait forever otherwise
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> Sink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def url(self, path: str = "/", scheme: str = "json", query: str = "") -> str:
+        """The Apprise URL of one channel on this sink, e.g. ``json://127.0.0.1:PORT/olena``."""
+        path = path if path.startswith("/") else "/" + path
+        return f"{scheme}://{self.host}:{self.port}{path}" + (f"?{query}" if query else "")
+
+    # -- reading -----------------------------------------------------------------------
+    def received(self, path: str | None = None, *, delivered: bool = False) -> list[Received]:
+        """Posts seen (on ``path``), oldest first; ``delivered`` keeps only those answered 2xx."""
+        with self._lock:
+            return self._matching(path, delivered)
+
+    def wait_for(
+        self, count: int, timeout: float = 10.0, *, path: str | None = None, delivered: bool = False
+    ) -> list[Received]:
+        """Block until at least ``count`` matching posts arrived; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                matching = self._matching(path, delivered)
+                if len(matching) >= count:
+                    return matching
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"{type(self).__name__}: expected {count} request(s) on {path or 'any path'}, "
+                        f"got {len(matching)}"
+                    )
+                self._cond.wait(remaining)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._received.clear()
+
+    def _matching(self, path: str | None, delivered: bool) -> list[Received]:
+        return [r for r in self._received if (path is None or r.path == path) and (not delivered or r.ok)]
+
+    # -- serving -----------------------------------------------------------------------
+    def _answer(self, path: str) -> tuple[int, float, str | None]:
+        """(status, delay in seconds, Retry-After) for the next post on ``path``: always 200 here."""
+        return 200, 0.0, None
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        arrived = time.time()
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length) if length else b""
+        try:
+            payload = json.loads(raw.decode("utf-8")) if raw else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = {"_raw": raw.decode("utf-8", "replace")}
+        path = request.path.split("?", 1)[0]
+        status, delay, retry_after = self._answer(path)
+        if delay:
+            time.sleep(delay)
+        received = Received(
+            path=path,
+            payload=payload if isinstance(payload, dict) else {"_value": payload},
+            status=status,
+            at=arrived,
+            headers=dict(request.headers.items()),
+        )
+        with self._cond:
+            self._received.append(received)
+            self._cond.notify_all()
+        body = b"{}" if 200 <= status < 300 else b'{"error": "sink says no"}'
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(body)))
+            if retry_after is not None and status in (429, 503):
+                request.send_header("Retry-After", retry_after)
+            request.end_headers()
+            request.wfile.write(body)
+        except OSError:
+            pass  # the client gave up (its read timeout): what it sent is still recorded
+        if self.on_message is not None:
+            with contextlib.suppress(Exception):
+                self.on_message(received)
 
 
 def main(argv: list[str] | None = None) -> int:

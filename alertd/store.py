@@ -24,7 +24,7 @@ from alertd.errors import StoreError
 from alertd.model import AlertEvent, AlertKind, Region, Severity
 from alertd.tracker import Active, Key, SourceEntry, SourceStatus, StepResult, TrackerState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n+1.
 MIGRATIONS: list[str] = [
@@ -127,6 +127,35 @@ MIGRATIONS: list[str] = [
         detail TEXT,
         PRIMARY KEY (outbox_id, attempt)
     );
+    """,
+    # 2: residents' self-service subscriptions (alertd.selfservice.store). The subscriber
+    # itself is a row in ``subscribers`` (origin 'web', status pending -> active);
+    # this table holds what only the web side needs. ``manage_token`` is kept as is
+    # (the footer of every message carries it; it is as sensitive as the channel URL,
+    # which is stored as given anyway); the confirmation code only as an HMAC.
+    """
+    CREATE TABLE web_subscriptions (
+        id TEXT PRIMARY KEY,
+        subscriber TEXT NOT NULL UNIQUE,
+        manage_token TEXT NOT NULL UNIQUE,
+        code_hash TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        expires_at TEXT,
+        channel_kind TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        destination_masked TEXT NOT NULL,
+        client TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        confirmed_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX web_subscriptions_expiry ON web_subscriptions (expires_at);
+    CREATE TABLE web_rate (
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX web_rate_key ON web_rate (bucket, key, at);
     """,
 ]
 
@@ -709,6 +738,21 @@ class Store:
         """A counter bumped by every change to stored subscribers, by any process."""
         row = self._db.execute("SELECT value FROM meta WHERE key = 'subscribers_rev'").fetchone()
         return int(row[0]) if row else 0
+
+    def set_subscriber_status(self, name: str, status: str) -> bool:
+        """Set a stored subscriber's status (active | pending | disabled); False if there is none."""
+        with self.transaction() as db:
+            changed = (
+                db.execute("UPDATE subscribers SET status = ? WHERE name = ?", (status, name)).rowcount == 1
+            )
+            if changed:
+                self._bump_subscribers(db)
+            return changed
+
+    @staticmethod
+    def subscribers_changed(db: sqlite3.Connection) -> None:
+        """For code writing ``subscribers`` rows inside its own :meth:`transaction` (alertd.selfservice)."""
+        Store._bump_subscribers(db)
 
     @staticmethod
     def _bump_subscribers(db: sqlite3.Connection) -> None:

@@ -160,7 +160,9 @@ def test_run_once_then_status(tmp_path: Path, upstream: Upstream) -> None:
     result = alertd("run", "--once", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert len(upstream.requests("alerts_in_ua")) == 1
+    # ukrainealarm: its region list (once a day), then the cheap status index, then the alerts
     assert [r.endpoint for r in upstream.requests() if r.endpoint != "alerts_in_ua"] == [
+        "ukrainealarm_regions",
         "ukrainealarm_status",
         "ukrainealarm",
     ]

@@ -298,7 +298,11 @@ async def test_suspicious_drop_is_held(
 
 async def test_ukrainealarm_polls_status_index_first(harness: Harness, upstream: Upstream) -> None:
     def calls() -> list[str]:
-        return [r.endpoint for r in upstream.requests() if r.endpoint != "alerts_in_ua"]
+        return [
+            r.endpoint
+            for r in upstream.requests()
+            if r.endpoint not in ("alerts_in_ua", "ukrainealarm_regions")
+        ]
 
     await harness.poll("ualarm")
     assert calls() == ["ukrainealarm_status", "ukrainealarm"]

@@ -18,42 +18,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
+from alertd.simulate import Received, Sink
+
 __all__ = ["JsonSink", "PathBehaviour", "Received", "SmtpMessage", "SmtpSink"]
-
-
-@dataclass(frozen=True)
-class Received:
-    """One request the JSON sink saw, whatever it answered."""
-
-    path: str
-    payload: dict[str, Any]
-    status: int  # what the sink answered
-    at: float  # time.time() when the request arrived
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def title(self) -> str:
-        return str(self.payload.get("title", ""))
-
-    @property
-    def message(self) -> str:
-        return str(self.payload.get("message", ""))
-
-    @property
-    def type(self) -> str:
-        """Apprise's notify type: info | success | warning | failure."""
-        return str(self.payload.get("type", ""))
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
 
 
 @dataclass
@@ -75,70 +47,22 @@ class PathBehaviour:
         return self.status
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a slow (delayed) request must never keep the test process alive
-    allow_reuse_address = True
-    sink: JsonSink
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        self.server.sink._handle(self)
-
-    do_PUT = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
-
-
-class JsonSink:
-    """A real HTTP server recording Apprise ``json://`` posts, with per-path behaviour.
+class JsonSink(Sink):
+    """:class:`alertd.simulate.Sink` (records Apprise ``json://`` posts) with per-path behaviour.
 
     Thread-safe: requests arrive on server threads, assertions run on the test thread.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._received: list[Received] = []
+        super().__init__(host, port)
         self._behaviour: dict[str, PathBehaviour] = {}
-        self._server = _Server((host, port), _Handler)
-        self._server.sink = self
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle --------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        return str(self._server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
 
     def start(self) -> JsonSink:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="json-sink", daemon=True)
-        self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def __enter__(self) -> JsonSink:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- configuration ------------------------------------------------------------
-    def url(self, path: str = "/", scheme: str = "json", query: str = "") -> str:
-        """The Apprise URL of one channel on this sink; give each channel its own path."""
-        path = path if path.startswith("/") else "/" + path
-        return f"{scheme}://{self.host}:{self.port}{path}" + (f"?{query}" if query else "")
 
     def configure(
         self,
@@ -160,74 +84,10 @@ class JsonSink:
                 retry_after=retry_after,
             )
 
-    # -- reading ------------------------------------------------------------------
-    def received(self, path: str | None = None, *, delivered: bool = False) -> list[Received]:
-        """Every request seen (on ``path``), oldest first; ``delivered`` keeps only 2xx answers."""
-        with self._lock:
-            return [r for r in self._received if (path is None or r.path == path) and (not delivered or r.ok)]
-
-    def wait_for(
-        self, count: int, timeout: float = 10.0, *, path: str | None = None, delivered: bool = False
-    ) -> list[Received]:
-        """Block until at least ``count`` matching requests arrived; AssertionError after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                matching = [
-                    r for r in self._received if (path is None or r.path == path) and (not delivered or r.ok)
-                ]
-                if len(matching) >= count:
-                    return matching
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"JsonSink: expected {count} request(s) on {path or 'any path'}, got {len(matching)}"
-                    )
-                self._cond.wait(remaining)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._received.clear()
-
-    # -- serving ------------------------------------------------------------------
-    def _handle(self, request: _Handler) -> None:
-        arrived = time.time()
-        length = int(request.headers.get("Content-Length") or 0)
-        raw = request.rfile.read(length) if length else b""
-        try:
-            payload = json.loads(raw.decode("utf-8")) if raw else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            payload = {"_raw": raw.decode("utf-8", "replace")}
-        path = request.path.split("?", 1)[0]
+    def _answer(self, path: str) -> tuple[int, float, str | None]:
         with self._lock:
             behaviour = self._behaviour.setdefault(path, PathBehaviour())
-            status = behaviour.answer()
-            delay = behaviour.delay
-            retry_after = behaviour.retry_after
-        if delay:
-            time.sleep(delay)
-        with self._cond:
-            self._received.append(
-                Received(
-                    path=path,
-                    payload=payload if isinstance(payload, dict) else {"_value": payload},
-                    status=status,
-                    at=arrived,
-                    headers=dict(request.headers.items()),
-                )
-            )
-            self._cond.notify_all()
-        body = b"{}" if 200 <= status < 300 else b'{"error": "sink says no"}'
-        try:
-            request.send_response(status)
-            request.send_header("Content-Type", "application/json")
-            request.send_header("Content-Length", str(len(body)))
-            if retry_after is not None and status in (429, 503):
-                request.send_header("Retry-After", retry_after)
-            request.end_headers()
-            request.wfile.write(body)
-        except OSError:
-            pass  # the client gave up (its read timeout): what it sent is still recorded
+            return behaviour.answer(), behaviour.delay, behaviour.retry_after
 
 
 @dataclass(frozen=True)

@@ -420,3 +420,25 @@ def test_load_is_cached_and_fast() -> None:
     start = time.perf_counter()
     RegionRegistry.from_json(doc)
     assert time.perf_counter() - start < 0.5  # generous for slow CI; ~15 ms locally
+
+
+def test_learned_region_without_a_name_match_still_lies_under_its_parent():
+    registry = RegionRegistry.load()
+    entries = [
+        ("14", "Київська область", "State", None),
+        ("99001", "Вигадана територіальна громада", "Community", "14"),
+    ]
+    learned = registry.learn_ukrainealarm_regions(entries)
+    region = learned.by_source_id("ukrainealarm", "99001")
+    assert region is not None and region.code == "ukrainealarm:99001"
+    assert region.oblast == "UA-32" and region.parent == "UA-32"
+    assert learned.contains("UA-32", region.code)
+    assert registry.by_source_id("ukrainealarm", "99001") is None  # the original is unchanged
+
+
+def test_same_number_and_same_name_settle_look_alike_names():
+    registry = RegionRegistry.load()
+    city = registry.by_source_id("alerts_in_ua", "354")
+    assert city is not None
+    learned = registry.learn_ukrainealarm_regions([("354", city.name_uk, "Community", None)])
+    assert learned.by_source_id("ukrainealarm", "354") == city

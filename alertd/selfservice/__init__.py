@@ -1,0 +1,35 @@
+"""Residents subscribe themselves: a small web page and JSON API with double opt-in.
+
+:func:`mount` builds the :class:`~alertd.selfservice.service.SelfService` for a
+process and returns it with the routes to add to :func:`alertd.web.create_app`;
+the app must then get it as ``app.state.selfservice`` (``create_app(..., state=)``
+is not needed: :func:`attach` does it). The dispatcher takes
+``service.footer_for`` to add "Manage or leave: <link>" under every message to a
+self-service subscriber.
+
+Modules: ``service`` (the operations), ``api`` (JSON), ``pages`` (HTML),
+``safety`` (channel building, SSRF checks, rate limits, CSRF), ``store`` (SQL),
+``i18n`` (every word, Ukrainian and English).
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from alertd.selfservice.api import api_routes
+from alertd.selfservice.pages import page_routes
+from alertd.selfservice.service import SelfService
+
+__all__ = ["SelfService", "attach", "routes"]
+
+
+def routes() -> list[BaseRoute]:
+    """Every self-service route (pages and API)."""
+    return [*page_routes(), *api_routes()]
+
+
+def attach(app: Starlette, service: SelfService) -> Starlette:
+    """Make ``service`` available to the routes (``request.app.state.selfservice``)."""
+    app.state.selfservice = service
+    return app

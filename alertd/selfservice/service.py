@@ -1,0 +1,370 @@
+"""The self-service operations, shared by the JSON API and the HTML pages.
+
+Every method either returns plain data or raises :class:`~alertd.selfservice.safety.Refusal`
+(an HTTP status plus an i18n key), and logs one line per outcome: created,
+confirmed, changed, deleted or refused, with the destination masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apprise import NotifyType
+
+from alertd.config import Settings
+from alertd.dispatch import load_channel, send_blocking
+from alertd.logs import kv
+from alertd.regions import RegionRegistry
+from alertd.selfservice.i18n import LANGUAGES, OFFERED_KINDS, t
+from alertd.selfservice.safety import (
+    BuiltChannel,
+    RateLimiter,
+    Refusal,
+    build_channel,
+    check_target,
+)
+from alertd.selfservice.store import WebStore, WebSubscription
+from alertd.store import Store, StoredSubscriber
+
+__all__ = ["SelfService", "Subscription"]
+
+log = logging.getLogger("alertd.selfservice")
+
+#: The error a missing or malformed value of each channel kind gets.
+_VALUE_ERRORS = {"ntfy": "bad_topic", "telegram": "bad_chat_id", "email": "bad_email", "sms": "bad_phone"}
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a resident (or the admin) may see of a subscription: never the channel URL."""
+
+    id: str
+    status: str
+    regions: tuple[str, ...]
+    kinds: tuple[str, ...]
+    language: str
+    channel_kind: str
+    destination: str  # masked
+    created_at: datetime
+    confirmed_at: datetime | None
+    manage_url: str | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SelfService:
+    """One per process; lives on the daemon's loop with the store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        registry: RegionRegistry,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        sender: Callable[[str, str, str], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.selfservice
+        self.store = store
+        self.web = WebStore(store)
+        self.registry = registry
+        self.clock = clock
+        self.limiter = RateLimiter(self.web)
+        self.public_url = (self.cfg.public_url or "").rstrip("/")
+        self._sender = sender
+        self._footer_version: int | None = None
+        self._footer_tokens: dict[str, str] = {}
+
+    # -- links -----------------------------------------------------------------------------------
+    def manage_url(self, token: str) -> str:
+        return f"{self.public_url}/s/{token}"
+
+    def confirm_url(self, sub_id: str, code: str, lang: str) -> str:
+        return f"{self.public_url}/confirm?id={sub_id}&code={code}&lang={lang}"
+
+    def footer_for(self, subscriber: str, language: str) -> str | None:
+        """The dispatcher's footer hook: the management link of an active web subscriber."""
+        version = self.store.subscribers_version()
+        if version != self._footer_version:
+            self._footer_tokens = self.web.active_tokens()
+            self._footer_version = version
+        token = self._footer_tokens.get(subscriber)
+        if token is None:
+            return None
+        return t("footer", language, link=self.manage_url(token))
+
+    # -- validation --------------------------------------------------------------------------------
+    def _regions(self, value: Any) -> list[str]:
+        if not isinstance(value, list) or not value:
+            raise Refusal(400, "no_regions", field="regions")
+        if len(value) > self.cfg.max_regions:
+            raise Refusal(400, "too_many_regions", field="regions", limit=self.cfg.max_regions)
+        codes: list[str] = []
+        for code in value:
+            if not isinstance(code, str) or len(code) > 32 or self.registry.get(code) is None:
+                raise Refusal(400, "unknown_region", field="regions", code=str(code)[:32])
+            if code not in codes:
+                codes.append(code)
+        return codes
+
+    @staticmethod
+    def _kinds(value: Any) -> list[str]:
+        if not isinstance(value, list) or not value:
+            raise Refusal(400, "no_kinds", field="kinds")
+        kinds: list[str] = []
+        for kind in value:
+            if not isinstance(kind, str) or kind not in OFFERED_KINDS:
+                raise Refusal(400, "unknown_kind", field="kinds", kind=str(kind)[:32])
+            if kind not in kinds:
+                kinds.append(kind)
+        return kinds
+
+    @staticmethod
+    def _language(value: Any) -> str:
+        if value not in LANGUAGES:
+            raise Refusal(400, "bad_language", field="language")
+        return str(value)
+
+    def _refused(self, exc: Refusal, action: str, client: str, **fields: object) -> None:
+        log.info("subscription refused " + kv(action=action, reason=exc.key, client=client, **fields))
+
+    # -- create ------------------------------------------------------------------------------------
+    async def create(self, data: dict[str, Any], client: str) -> tuple[WebSubscription, str]:
+        """Validate, rate-limit, send the code through the very channel; returns (pending row, lang)."""
+        try:
+            return await self._create(data, client)
+        except Refusal as exc:
+            channel = data.get("channel") if isinstance(data, dict) else None
+            kind = channel.get("kind") if isinstance(channel, dict) else None
+            self._refused(exc, "create", client, channel=str(kind)[:16] if kind else None)
+            raise
+
+    async def _create(self, data: dict[str, Any], client: str) -> tuple[WebSubscription, str]:
+        now = self.clock()
+        regions = self._regions(data.get("regions"))
+        kinds = self._kinds(data.get("kinds"))
+        language = self._language(data.get("language"))
+        channel = data.get("channel")
+        if not isinstance(channel, dict) or not isinstance(channel.get("kind"), str):
+            raise Refusal(400, "channel_not_offered", field="channel")
+        if channel["kind"] not in self.cfg.channels:
+            raise Refusal(400, "channel_not_offered", field="channel")
+        value = channel.get("value")
+        if not isinstance(value, str) or not value.strip():
+            raise Refusal(400, _VALUE_ERRORS.get(channel["kind"], "bad_url"), field="value")
+
+        # Count the attempt before anything costly (DNS, Apprise, sending) happens.
+        if not self.limiter.allow("client", client, self.cfg.per_client_per_hour, HOUR, now):
+            raise Refusal(429, "rate_client")
+        self.limiter.hit("client", client, now)
+
+        bot = self.cfg.bot_token.get_secret_value() if self.cfg.bot_token else None
+        built = build_channel(self.cfg, channel["kind"], value, bot_token=bot)
+        await check_target(built, allow_private=self.cfg.allow_private_targets)
+
+        self.web.purge(now)
+        if self.web.count_pending() >= self.cfg.max_pending:
+            raise Refusal(503, "too_many_pending")
+        destination = self.web.digest("destination", built.destination)
+        if not self.limiter.allow("destination", destination, self.cfg.per_destination_per_day, DAY, now):
+            raise Refusal(429, "rate_destination")
+
+        sub_id = secrets.token_urlsafe(12)
+        code = "".join(str(secrets.randbelow(10)) for _ in range(self.cfg.code_length))
+        token = secrets.token_urlsafe(24)  # 192 bits
+        record = StoredSubscriber(
+            name=f"web-{sub_id}",
+            regions=tuple(regions),
+            kinds=tuple(kinds),
+            language=language,
+            urls=(built.url,),
+            origin="web",
+            status="pending",
+        )
+        self.web.create(
+            sub_id=sub_id,
+            record=record,
+            manage_token=token,
+            code_hash=self.web.digest("code", f"{sub_id}:{code}"),
+            expires_at=now + timedelta(seconds=self.cfg.pending_ttl),
+            channel_kind=built.kind,
+            destination=destination,
+            destination_masked=built.masked,
+            client=client,
+            now=now,
+        )
+        self.limiter.hit("destination", destination, now)
+        ok = await self._send_code(built, sub_id, code, language)
+        if not ok:
+            self.web.delete(sub_id)
+            raise Refusal(502, "send_failed", field="value")
+        log.info(
+            "subscription created "
+            + kv(
+                id=sub_id,
+                channel=built.kind,
+                destination=built.masked,
+                regions=",".join(regions),
+                kinds=",".join(kinds),
+                language=language,
+                client=client,
+            )
+        )
+        row = self.web.get(sub_id)
+        assert row is not None
+        return row, language
+
+    async def _send_code(self, built: BuiltChannel, sub_id: str, code: str, lang: str) -> bool:
+        title = t("code_message_title", lang)
+        lines = [t("code_message", lang, code=code)]
+        if self.public_url:
+            lines.append(t("code_message_link", lang, link=self.confirm_url(sub_id, code, lang)))
+        lines.append(t("code_message_ignore", lang))
+        body = "\n".join(lines)
+        if self._sender is not None:  # tests
+            return bool(await self._sender(built.url, title, body))
+        channel = load_channel(built.url)
+        limit = getattr(channel.limits, "body_maxlen", 0) or 0
+        if limit and len(body) > limit:
+            body = lines[0]  # an SMS segment: the code alone
+        try:
+            ok, detail = await asyncio.wait_for(
+                asyncio.to_thread(send_blocking, channel, title, body, NotifyType.INFO, "text"),
+                self.settings.delivery.timeout,
+            )
+        except TimeoutError:
+            ok, detail = False, "timed out"
+        if not ok:
+            log.warning("confirmation not delivered " + kv(id=sub_id, channel=built.masked, error=detail))
+        return ok
+
+    # -- confirm -----------------------------------------------------------------------------------
+    async def confirm(self, sub_id: Any, code: Any, client: str) -> WebSubscription:
+        try:
+            return self._confirm(sub_id, code)
+        except Refusal as exc:
+            self._refused(exc, "confirm", client, id=str(sub_id)[:24])
+            raise
+
+    def _confirm(self, sub_id: Any, code: Any) -> WebSubscription:
+        now = self.clock()
+        if not isinstance(sub_id, str) or not sub_id or len(sub_id) > 64:
+            raise Refusal(404, "not_found")
+        code = code.strip().replace(" ", "") if isinstance(code, str) else ""
+        if not code.isdigit() or len(code) != self.cfg.code_length:
+            raise Refusal(400, "bad_code", field="code", length=self.cfg.code_length)
+        row = self.web.get(sub_id)
+        if row is None:
+            raise Refusal(404, "not_found")
+        if row.status != "pending":
+            raise Refusal(409, "already_confirmed")
+        if row.expires_at is not None and row.expires_at < now:
+            self.web.delete(sub_id)
+            raise Refusal(410, "expired")
+        if not row.code_hash or not hmac.compare_digest(
+            row.code_hash, self.web.digest("code", f"{sub_id}:{code}")
+        ):
+            attempts = self.web.wrong_code(sub_id)
+            left = self.cfg.max_attempts - attempts
+            if left <= 0:
+                self.web.delete(sub_id)
+                raise Refusal(429, "too_many_attempts")
+            raise Refusal(400, "wrong_code", field="code", left=left)
+        self.web.activate(sub_id, now)
+        log.info(
+            "subscription confirmed "
+            + kv(id=sub_id, channel=row.channel_kind, destination=row.destination_masked)
+        )
+        fresh = self.web.get(sub_id)
+        assert fresh is not None
+        return fresh
+
+    # -- manage ------------------------------------------------------------------------------------
+    def by_token(self, token: str) -> WebSubscription:
+        if not isinstance(token, str) or not 20 <= len(token) <= 64:
+            raise Refusal(404, "not_found")
+        row = self.web.by_token(token)
+        if row is None or row.status == "pending":
+            raise Refusal(404, "not_found")
+        return row
+
+    def update(self, token: str, data: dict[str, Any], client: str) -> WebSubscription:
+        try:
+            row = self.by_token(token)
+            regions = self._regions(data["regions"]) if "regions" in data else None
+            kinds = self._kinds(data["kinds"]) if "kinds" in data else None
+            language = self._language(data["language"]) if "language" in data else None
+        except Refusal as exc:
+            self._refused(exc, "update", client)
+            raise
+        self.web.update(row.id, regions=regions, kinds=kinds, language=language, now=self.clock())
+        log.info(
+            "subscription changed "
+            + kv(
+                id=row.id,
+                regions=",".join(regions) if regions is not None else None,
+                kinds=",".join(kinds) if kinds is not None else None,
+                language=language,
+                client=client,
+            )
+        )
+        return self.by_token(token)
+
+    def delete(self, token: str, client: str) -> None:
+        try:
+            row = self.by_token(token)
+        except Refusal as exc:
+            self._refused(exc, "delete", client)
+            raise
+        self.web.delete(row.id)
+        log.info(
+            "subscription deleted "
+            + kv(id=row.id, channel=row.channel_kind, destination=row.destination_masked, client=client)
+        )
+
+    # -- admin ------------------------------------------------------------------------------------
+    def disable(self, name: str) -> bool:
+        changed = self.store.set_subscriber_status(name, "disabled")
+        if changed:
+            log.info("subscriber disabled by operator " + kv(subscriber=name))
+        return changed
+
+    def view(self, row: WebSubscription, *, with_link: bool = True) -> Subscription:
+        return Subscription(
+            id=row.id,
+            status=row.status,
+            regions=row.regions,
+            kinds=row.kinds,
+            language=row.language or self.settings.language,
+            channel_kind=row.channel_kind,
+            destination=row.destination_masked,
+            created_at=row.created_at,
+            confirmed_at=row.confirmed_at,
+            manage_url=self.manage_url(row.manage_token) if with_link else None,
+        )
+
+    def region_names(self, codes: Iterable[str], lang: str) -> list[dict[str, str]]:
+        out = []
+        for code in codes:
+            region = self.registry.get(code)
+            if region is not None:
+                out.append(self.region_json(region, lang))
+        return out
+
+    def region_json(self, region: Any, lang: str) -> dict[str, str]:
+        oblast = self.registry.get(region.oblast) if region.oblast else None
+        context = oblast.name(lang) if oblast is not None and oblast.code != region.code else ""
+        return {"code": region.code, "name": region.name(lang), "level": str(region.level), "oblast": context}
