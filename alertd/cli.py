@@ -27,11 +27,14 @@ def _config_path(value: str | None) -> Path | None:
     return Path(raw) if raw else None
 
 
-def _add_config(p: argparse.ArgumentParser) -> None:
+def _add_config(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """``--config``; ``nested`` for an action under a command that has it too, so either place works
+    (``alertd subscribers --config X add …`` and ``alertd subscribers add … --config X``)."""
     p.add_argument(
         "--config",
         "-c",
         metavar="PATH",
+        default=argparse.SUPPRESS if nested else None,
         help="configuration file (TOML); default: $ALERTD_CONFIG",
     )
 
@@ -72,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = subs.add_parser(
         "add", help="add a subscriber (regions checked against the registry, URLs with Apprise)"
     )
+    _add_config(a, nested=True)
     a.add_argument("name", help="unique name")
     a.add_argument(
         "--region",
@@ -95,10 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", action="append", default=[], metavar="APPRISE_URL", required=True, help="channel; repeatable"
     )
     a = subs.add_parser("list", help="list every subscriber (config file and state file), URLs masked")
+    _add_config(a, nested=True)
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a = subs.add_parser("show", help="show one subscriber, URLs masked")
+    _add_config(a, nested=True)
     a.add_argument("name")
     a = subs.add_parser("remove", help="remove a subscriber kept in the state file")
+    _add_config(a, nested=True)
     a.add_argument("name")
 
     p = sub.add_parser(

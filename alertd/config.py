@@ -907,7 +907,8 @@ def _short_mask(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url[:4] + "…"
-    return f"{scheme}://{rest[:4]}…"
+    # Stop at a credential separator: "mailto://u:pw@host" must not show "u:pw" (a short password whole).
+    return f"{scheme}://{re.split(r'[:@]', rest[:4], maxsplit=1)[0]}…"
 
 
 def mask_url(url: str | SecretStr) -> str:

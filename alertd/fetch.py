@@ -97,6 +97,9 @@ async def fetch(
             client.stream("GET", url, headers=request_headers, timeout=timeout) as resp,
         ):
             if resp.status_code == 304:
+                # Read the (empty) body: a streamed response closed unread makes httpcore drop the
+                # connection, so every unchanged poll would pay a new TCP (and TLS) handshake.
+                await resp.aread()
                 return Response(status=304, headers=dict(resp.headers), not_modified=True)
             if resp.status_code in (429, 503):
                 raise FetchError(

@@ -1,9 +1,9 @@
 """Residents subscribe themselves: a small web page and JSON API with double opt-in.
 
-:func:`mount` builds the :class:`~alertd.selfservice.service.SelfService` for a
-process and returns it with the routes to add to :func:`alertd.web.create_app`;
-the app must then get it as ``app.state.selfservice`` (``create_app(..., state=)``
-is not needed: :func:`attach` does it). The dispatcher takes
+Wiring (see :func:`alertd.app.run_app`): build one
+:class:`~alertd.selfservice.service.SelfService`, pass :func:`routes` to
+:func:`alertd.web.create_app` and :func:`attach` the service to the app (the
+routes read it from ``app.state.selfservice``). The dispatcher takes
 ``service.footer_for`` to add "Manage or leave: <link>" under every message to a
 self-service subscriber.
 
