@@ -333,6 +333,29 @@ def test_docker_install_steps_in_a_fresh_venv(
     result = subprocess.run([alertd, "check"], env=run_env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
+    # the installed package ships its region registry: parse gives the expected lines
+    fixture = REPO / "tests" / "fixtures" / "alerts_in_ua" / "active_two_alerts_ralertsinua_test.json"
+    result = subprocess.run(
+        [alertd, "parse", "--source", "alerts_in_ua", str(fixture)],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["kind"], r["region"]["code"], r["region"]["oblast"], r["started_at"]) for r in lines] == [
+        ("air_raid", "UA-09", "UA-09", "2022-04-04T16:45:39Z"),
+        ("artillery", "ua:351", "UA-12", "2024-05-05T15:48:31Z"),
+    ]
+
+    # the demo runs to completion from this install, on loopback only
+    result = subprocess.run(
+        [alertd, "demo", "--duration", "12"], env=run_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+
     # the HEALTHCHECK, run by the venv's python as in the image
     python = str(bin_dir / "python")
     port = health_server.server_address[1]
