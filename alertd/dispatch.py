@@ -35,6 +35,7 @@ never dropped (it retries forever, backoff capped at ``retry_max``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -228,10 +229,8 @@ def send_blocking(
 def _known_channels(settings: Settings, store: Store) -> int:
     """How many channel URLs the configuration and the store name (the fan-out's upper bound)."""
     count = sum(len(sub.urls) for sub in settings.subscribers) + len(settings.operators.urls)
-    try:
+    with contextlib.suppress(Exception):  # sizing a cache must never stop delivery
         count += sum(len(rec.urls) for rec in store.subscribers())
-    except Exception:  # sizing a cache must never stop delivery
-        pass
     return count
 
 
@@ -348,6 +347,7 @@ class Dispatcher:
         self._tz = ZoneInfo(settings.timezone)
         self._templates = dict(settings.templates) or None
         self._rendered: dict[tuple[Any, ...], Any] = {}  # see _render_and_send
+        self._ended: dict[str, bool] = {}  # end event id -> stored? (memo of one _start pass)
         # pump state
         self._signal = asyncio.Event()
         self._woken = True  # the first pass always looks for due rows
@@ -533,6 +533,9 @@ class Dispatcher:
     def _start(self, items: list[OutboxItem]) -> None:
         now = self._clock()
         claimed = {(i.event.id, i.channel) for i in items}
+        # The claimed rows mostly share one event: ask the store whether its end exists once per
+        # pass, not once per row (500 queries before the first send starts).
+        self._ended = {}
         for item in items:
             decision = self._plan(item, now, claimed)
             if isinstance(decision, Outcome):
@@ -556,7 +559,9 @@ class Dispatcher:
         if event.status == EventStatus.STARTED and state_event:
             assert event.region is not None and event.started_at is not None
             end_id = event_id(event.region.code, event.kind, event.started_at, EventStatus.ENDED)
-            if self.store.has_event(end_id):
+            if end_id not in self._ended:
+                self._ended[end_id] = self.store.has_event(end_id)
+            if self._ended[end_id]:
                 return Outcome(
                     item.id,
                     item.attempts,
@@ -702,7 +707,8 @@ class Dispatcher:
             latency = max(0.0, (now - event.observed_at).total_seconds())
             if log.isEnabledFor(logging.INFO):  # the line is built per delivery: skip it when unseen
                 log.info(
-                    "delivery ok " + kv(**fields, latency_ms=round(latency * 1000), took_ms=round(took * 1000))
+                    "delivery ok "
+                    + kv(**fields, latency_ms=round(latency * 1000), took_ms=round(took * 1000))
                 )
             self._hook("delivered", event, latency)
             self._record(Outcome(item.id, item.attempts, "delivered"), item, log_it=False)

@@ -59,7 +59,7 @@ def pct(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
 
 
@@ -167,7 +167,7 @@ def write_config(
         f'state_dir = "{directory / "state"}"',
         f'log_level = "{log_level}"',
         "[http]",
-        f'enabled = {"true" if http_port else "false"}',
+        f"enabled = {'true' if http_port else 'false'}",
     ]
     if http_port:
         lines.append(f'listen = "127.0.0.1:{http_port}"')

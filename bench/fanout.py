@@ -31,17 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Sink, machine, median, table, tempdir  # noqa: E402
+import apprise
+from _common import Sink, machine, median, table, tempdir
 
-import apprise  # noqa: E402
-
-from alertd.app import LiveRouter  # noqa: E402
-from alertd.config import load_settings  # noqa: E402
-from alertd.dispatch import Dispatcher  # noqa: E402
-from alertd.model import AlertEvent, AlertKind, EventStatus  # noqa: E402
-from alertd.regions import RegionRegistry  # noqa: E402
-from alertd.store import Store  # noqa: E402
-from alertd.tracker import event_id  # noqa: E402
+from alertd.app import LiveRouter
+from alertd.config import load_settings
+from alertd.dispatch import Dispatcher
+from alertd.model import AlertEvent, AlertKind, EventStatus
+from alertd.regions import RegionRegistry
+from alertd.store import Store
+from alertd.tracker import event_id
 
 BODY = b'{"version": "1.0", "title": "t", "message": "m", "attachments": [], "type": "failure"}'
 REQ = (
@@ -111,7 +110,9 @@ def _event(kind: AlertKind, registry: RegionRegistry) -> AlertEvent:
     )
 
 
-def alertd_run(sink: Sink, urls: list[str], registry: RegionRegistry) -> tuple[float, float, float]:
+def alertd_run(
+    sink: Sink, urls: list[str], registry: RegionRegistry, concurrency: int | None = None
+) -> tuple[float, float, float]:
     """(cold deliveries/s, warm deliveries/s, seconds of the cold commit)."""
     with tempdir("fanout") as tmp:
         settings = load_settings(
@@ -121,6 +122,7 @@ def alertd_run(sink: Sink, urls: list[str], registry: RegionRegistry) -> tuple[f
             validate_urls=False,
             state_dir=Path(tmp),
             log_level="WARNING",
+            **({"delivery": {"concurrency": concurrency}} if concurrency else {}),
             subscribers=[{"name": f"s{i}", "regions": ["UA-30"], "urls": [u]} for i, u in enumerate(urls)],
         )
         store = Store(settings.db_path)
@@ -161,6 +163,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="delivery.concurrency (default: alertd's)"
+    )
     args = parser.parse_args()
     registry = RegionRegistry.load()
     print(f"# fan-out — {machine()}")
@@ -169,8 +174,10 @@ def main() -> None:
         alone = [sink_alone(sink) for _ in range(3)]
         rate = median([a[0] for a in alone])
         cpu_us = median([a[1] for a in alone]) * 1e6
-        print(f"sink alone: {rate:,.0f} posts/s wall (raw asyncio client, new connection per post), "
-              f"sink CPU {cpu_us:.0f} µs/post → ~{1e6 / cpu_us:,.0f} posts/s of one core")
+        print(
+            f"sink alone: {rate:,.0f} posts/s wall (raw asyncio client, new connection per post), "
+            f"sink CPU {cpu_us:.0f} µs/post → ~{1e6 / cpu_us:,.0f} posts/s of one core"
+        )
         for n in args.n:
             urls = [sink.url(f"/c{i}") for i in range(n)]
             ap, ad_cold, ad_warm, adds, commits = [], [], [], [], []
@@ -178,14 +185,17 @@ def main() -> None:
                 r, t_add = apprise_run(sink, urls)
                 ap.append(r)
                 adds.append(t_add)
-                cold, warm, commit = alertd_run(sink, urls, registry)
+                cold, warm, commit = alertd_run(sink, urls, registry, args.concurrency)
                 ad_cold.append(cold)
                 ad_warm.append(warm)
                 commits.append(commit)
             a, c, w = median(ap), median(ad_cold), median(ad_warm)
             rows.append([n, a, median(adds), c, w, median(commits) * 1000, c / a, w / a])
-            print(f"  N={n}: apprise {[round(x) for x in ap]}, alertd cold {[round(x) for x in ad_cold]}, "
-                  f"warm {[round(x) for x in ad_warm]}", file=sys.stderr)
+            print(
+                f"  N={n}: apprise {[round(x) for x in ap]}, alertd cold {[round(x) for x in ad_cold]}, "
+                f"warm {[round(x) for x in ad_warm]}",
+                file=sys.stderr,
+            )
     print(
         table(
             [
@@ -201,8 +211,10 @@ def main() -> None:
             rows,
         )
     )
-    print(f"(medians of {args.repeat}; deliveries/s = N / wall time; alertd includes routing, the outbox "
-          "transaction and every outcome persisted)")
+    print(
+        f"(medians of {args.repeat}; deliveries/s = N / wall time; alertd includes routing, the outbox "
+        "transaction and every outcome persisted)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Memory and idle cost of ``alertd run`` as a real process.
 
-Two configurations, both with 10 alerts.in.ua sources polling the simulated upstream
-every 2 s (no jitter; every poll after the first is a 304), the HTTP server on
-(/healthz, /metrics on a free port, as in production), log level WARNING:
+Three configurations, alerts.in.ua sources polling the simulated upstream every 2 s
+(no jitter; every poll after the first is a 304), the HTTP server on (/healthz,
+/metrics on a free port, as in production), log level WARNING:
 
-* **10 sources** — one subscriber;
+* **1 source** and **10 sources** — one subscriber;
 * **10 sources + 10,000 subscribers** — one ``json://`` channel each, in the config
   file. Measured twice: idle after start-up (routing table and channel cache not
   built yet), and idle again after one alert was fanned out to all 10,000 channels
@@ -25,16 +25,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import TOKEN, Alertd, Sink, free_port, machine, table, tempdir, wait_until, write_config  # noqa: E402
+from _common import TOKEN, Alertd, Sink, free_port, machine, table, tempdir, wait_until, write_config
 
-from alertd.simulate import Upstream  # noqa: E402
+from alertd.simulate import Upstream
 
 
-def _idle(proc: Alertd, seconds: float) -> tuple[float, int, int]:
+def _idle(proc: Alertd, seconds: float) -> tuple[float, float, int, int]:
     c0, t0 = proc.cpu_seconds(), time.monotonic()
     time.sleep(seconds)
     cpu, wall = proc.cpu_seconds() - c0, time.monotonic() - t0
-    return cpu, proc.status("VmRSS"), proc.status("VmHWM")
+    return cpu, wall, proc.status("VmRSS"), proc.status("VmHWM")
 
 
 def main() -> None:
@@ -45,24 +45,28 @@ def main() -> None:
     print(f"# idle cost — {machine()}")
     rows = []
     with Upstream(token=TOKEN) as up, Sink() as sink:
-        for subs in (0, args.subscribers):
+        for sources, subs in ((1, 0), (10, 0), (10, args.subscribers)):
             with tempdir("idle") as tmp:
                 channels = [sink.url(f"/c{i}") for i in range(max(1, subs))]
                 config = write_config(
-                    Path(tmp), upstream_url=up.alerts_in_ua_url, sources=10, interval=2,
+                    Path(tmp), upstream_url=up.alerts_in_ua_url, sources=sources, interval=2,
                     channels=channels, regions=["UA-30"], http_port=free_port(),
                 )  # fmt: skip
                 up.clear_requests()
                 proc = Alertd(config)
                 try:
-                    ok = wait_until(lambda: sum(r.status == 304 for r in up.requests()) >= 10, 300, 0.2)
-                    if not ok:
+                    settled = wait_until(
+                        lambda n=sources: sum(r.status == 304 for r in up.requests()) >= n, 300, 0.2
+                    )
+                    if not settled:
                         raise RuntimeError("alertd did not settle:\n" + proc.tail())
                     time.sleep(2)
-                    label = "10 sources" if subs == 0 else f"10 sources + {subs:,} subscribers"
-                    cpu, rss, hwm = _idle(proc, args.seconds)
-                    rows.append([label, "after start-up", rss / 1024, hwm / 1024, cpu, 100 * cpu / args.seconds])
-                    print(f"  {label}: {rows[-1]}", file=sys.stderr, flush=True)
+                    label = f"{sources} source{'s' if sources > 1 else ''}" + (
+                        f" + {subs:,} subscribers" if subs else ""
+                    )
+                    cpu, wall, rss, hwm = _idle(proc, args.seconds)
+                    rows.append([label, "after start-up", rss / 1024, hwm / 1024, cpu, 100 * cpu / wall])
+                    print(f"  {rows[-1]}", file=sys.stderr, flush=True)
                     if subs:
                         sink.reset()
                         up.add_alert(31)  # Kyiv city: every subscriber follows UA-30
@@ -70,10 +74,11 @@ def main() -> None:
                         if got < subs:
                             raise RuntimeError(f"fan-out: {got}/{subs}\n" + proc.tail())
                         time.sleep(3)  # outcomes flushed, threads idle
-                        cpu, rss, hwm = _idle(proc, args.seconds)
-                        rows.append([label, "after one alert to all", rss / 1024, hwm / 1024, cpu,
-                                     100 * cpu / args.seconds])  # fmt: skip
-                        print(f"  {label}: {rows[-1]}", file=sys.stderr, flush=True)
+                        cpu, wall, rss, hwm = _idle(proc, args.seconds)
+                        rows.append(
+                            [label, "after one alert to all", rss / 1024, hwm / 1024, cpu, 100 * cpu / wall]
+                        )
+                        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
                         up.clear_alerts()
                 finally:
                     proc.stop()

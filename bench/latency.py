@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OBLAST_UIDS, TOKEN, Alertd, Sink, machine, pct, table, tempdir, wait_until, write_config  # noqa: E402
+from _common import OBLAST_UIDS, TOKEN, Alertd, Sink, machine, pct, table, tempdir, wait_until, write_config
 
-from alertd.simulate import Upstream  # noqa: E402
+from alertd.simulate import Upstream
 
 
 def run_one(sink: Sink, n: int, interval: float, flips: int, rng: random.Random) -> dict[str, list[float]]:
@@ -62,7 +62,9 @@ def run_one(sink: Sink, n: int, interval: float, flips: int, rng: random.Random)
                 if got < n or not proc.alive():
                     raise RuntimeError(f"flip {i}: {got}/{n} delivered\n" + proc.tail())
                 times = sorted(r[0] for r in sink.records() if r[2] == "failure")
-                carrier = [r for r in up.requests("alerts_in_ua") if r.status == 200 and (r.sent_at or 0) > t_flip]
+                carrier = [
+                    r for r in up.requests("alerts_in_ua") if r.status == 200 and (r.sent_at or 0) > t_flip
+                ]
                 if not carrier or len(times) < n:
                     raise RuntimeError(f"flip {i}: no poll response found / {len(times)} start notices")
                 sent = min(r.sent_at for r in carrier)  # type: ignore[type-var]
@@ -100,17 +102,34 @@ def main() -> None:
                     pct(ms["ov_first"], 50), pct(ms["ov_first"], 99), pct(ms["ov_last"], 50), pct(ms["ov_last"], 99),
                 ]  # fmt: skip
                 rows.append(row)
-                print(f"  interval {interval:g}s N={n}: done in {time.monotonic() - t0:.0f}s; "
-                      f"overhead first p50/p99 {row[7]:.0f}/{row[8]:.0f} ms", file=sys.stderr, flush=True)
+                print(
+                    f"  interval {interval:g}s N={n}: done in {time.monotonic() - t0:.0f}s; "
+                    f"overhead first p50/p99 {row[7]:.0f}/{row[8]:.0f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print(
         table(
-            ["poll", "N", "flips", "first p50 ms", "first p99 ms", "last p50 ms", "last p99 ms",
-             "overhead first p50", "overhead first p99", "overhead last p50", "overhead last p99"],
+            [
+                "poll",
+                "N",
+                "flips",
+                "first p50 ms",
+                "first p99 ms",
+                "last p50 ms",
+                "last p99 ms",
+                "overhead first p50",
+                "overhead first p99",
+                "overhead last p50",
+                "overhead last p99",
+            ],
             rows,
-        )  # fmt: skip
+        ),
     )
-    print("(first/last: sink receipt − flip; overhead: sink receipt − poll response sent; ms; "
-          "p99 of 20 flips is the worst one)")
+    print(
+        "(first/last: sink receipt − flip; overhead: sink receipt − poll response sent; ms; "
+        "p99 of 20 flips is the worst one)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every benchmark in turn and print their tables (about 25-35 minutes on 2 cores).
+# Run every benchmark in turn and print their tables (about an hour on 2 cores, most of it the
+# N=10,000 latency flips).
 # Usage: bench/run_all.sh [python]   (default: python3 on PATH; use the venv alertd is installed in)
 set -euo pipefail
 PY="${1:-python3}"

@@ -18,9 +18,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PYTHON, TOKEN, Alertd, alertd_env, machine, median, table, tempdir, wait_until, write_config  # noqa: E402
+from _common import (
+    PYTHON,
+    TOKEN,
+    Alertd,
+    alertd_env,
+    machine,
+    median,
+    table,
+    tempdir,
+    wait_until,
+    write_config,
+)
 
-from alertd.simulate import Upstream  # noqa: E402
+from alertd.simulate import Upstream
 
 
 def _spawn(code: str) -> float:
@@ -57,7 +68,9 @@ def main() -> None:
                     finally:
                         proc.stop()
             rows.append(["alertd run → first poll", f"{subs:,}", repeat, median(samples) * 1000])
-            print(f"  {subs} subscribers: {[round(s * 1000) for s in samples]} ms", file=sys.stderr, flush=True)
+            print(
+                f"  {subs} subscribers: {[round(s * 1000) for s in samples]} ms", file=sys.stderr, flush=True
+            )
     print(table(["what", "subscribers", "runs", "median ms"], rows))
 
 
