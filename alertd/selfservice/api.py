@@ -158,30 +158,44 @@ def _admin(request: Request) -> None:
         raise Refusal(401, "unauthorized")
 
 
+def _subscriber_records(svc: Any, *, export: bool) -> list[dict[str, Any]]:
+    """Every subscriber for the admin endpoints; only the export carries channel URLs (secrets)."""
+    web = {row.subscriber: row for row in svc.web.all()}
+    out = []
+    for sub in svc.store.subscribers(status=None):
+        row = web.get(sub.name)
+        record: dict[str, Any] = {
+            "name": sub.name,
+            "origin": sub.origin,
+            "status": sub.status,
+            "regions": list(sub.regions),
+            "kinds": list(sub.kinds),
+            "language": sub.language,
+        }
+        if export:
+            record.update(
+                advisories=list(sub.advisories),
+                urls=list(sub.urls),
+                channel_kind=row.channel_kind if row else None,
+                confirmed_at=row.confirmed_at.isoformat() if row and row.confirmed_at else None,
+            )
+        else:
+            record.update(
+                channel=row.destination_masked if row else None,
+                channels=len(sub.urls),
+                created_at=row.created_at.isoformat() if row else None,
+            )
+        out.append(record)
+    return out
+
+
 async def admin_list(request: Request) -> Response:
     svc, lang = _svc(request), language_of(request)
     try:
         _admin(request)
     except Refusal as exc:
         return _error(exc, lang)
-    web = {row.subscriber: row for row in svc.web.all()}
-    out = []
-    for sub in svc.store.subscribers(status=None):
-        row = web.get(sub.name)
-        out.append(
-            {
-                "name": sub.name,
-                "origin": sub.origin,
-                "status": sub.status,
-                "regions": list(sub.regions),
-                "kinds": list(sub.kinds),
-                "language": sub.language,
-                "channel": row.destination_masked if row else None,
-                "channels": len(sub.urls),
-                "created_at": row.created_at.isoformat() if row else None,
-            }
-        )
-    return _json({"subscribers": out})
+    return _json({"subscribers": _subscriber_records(svc, export=False)})
 
 
 async def admin_disable(request: Request) -> Response:
@@ -202,25 +216,7 @@ async def admin_export(request: Request) -> Response:
         _admin(request)
     except Refusal as exc:
         return _error(exc, lang)
-    web = {row.subscriber: row for row in svc.web.all()}
-    out = []
-    for sub in svc.store.subscribers(status=None):
-        row = web.get(sub.name)
-        out.append(
-            {
-                "name": sub.name,
-                "origin": sub.origin,
-                "status": sub.status,
-                "regions": list(sub.regions),
-                "kinds": list(sub.kinds),
-                "advisories": list(sub.advisories),
-                "language": sub.language,
-                "urls": list(sub.urls),
-                "channel_kind": row.channel_kind if row else None,
-                "confirmed_at": row.confirmed_at.isoformat() if row and row.confirmed_at else None,
-            }
-        )
-    response = _json({"subscribers": out})
+    response = _json({"subscribers": _subscriber_records(svc, export=True)})
     response.headers["Content-Disposition"] = 'attachment; filename="alertd-subscribers.json"'
     return response
 

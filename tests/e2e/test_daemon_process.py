@@ -5,7 +5,6 @@ Waits are bounded (the state file is polled every 0.1 s up to 20 s); nothing ass
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.process import AlertdProcess, alertd_env
 from support.upstream_helpers import AIU_TOKEN, UA_TOKEN, read_events, wait_for, write_config
 
 from alertd.simulate import Upstream
@@ -25,48 +25,14 @@ T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 KYIV_CITY, KYIV_OBLAST = 31, 14
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ALERTD_")}
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def alertd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "alertd", *args],
-        env=_env(),
+        env=alertd_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-
-
-class Process:
-    """``alertd run`` in the background, stderr to a file (a full pipe would block it)."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        self._stderr = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alertd", "run", "--config", str(config)],
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-
-    def signal(self, sig: int) -> int:
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=20)
-        finally:
-            self._stderr.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self._stderr.close()
 
 
 @pytest.fixture
@@ -103,7 +69,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path, upstream: U
     started_key = ("started", "UA-32", "air_raid", T0.isoformat())
     ended_key = ("ended", "UA-32", "air_raid", T0.isoformat())
 
-    first = Process(config, log)
+    first = AlertdProcess(config, log)
     try:
         wait_for(lambda: _baselined(db))
         upstream.add_alert(KYIV_OBLAST, started_at=T0)
@@ -114,7 +80,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path, upstream: U
 
     # while it is down, the alert ends
     upstream.clear_alert(KYIV_OBLAST)
-    second = Process(config, log)
+    second = AlertdProcess(config, log)
     try:
         wait_for(lambda: ended_key in _statuses(db))
         # a few more polls of both sources change nothing

@@ -12,11 +12,8 @@ Waits are bounded; nothing asserts on timing.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from support.process import AlertdProcess
 from support.sinks import JsonSink
 from support.upstream_helpers import AIU_TOKEN, UA_TOKEN, wait_for
 
@@ -38,38 +36,6 @@ DELAY = 0.05  # seconds the sink takes per request
 CONCURRENCY = 16  # deliveries in flight at once: 2,000 × 0.05 s / 16 ≈ 6 s per fan-out
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 KYIV_OBLAST = 14
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ALERTD_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-class Process:
-    """``alertd run`` in the background, stderr to a file (a full pipe would block it)."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self._stderr = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alertd", "run", "--config", str(config)],
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-
-    def signal(self, sig: int) -> int:
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            self._stderr.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self._stderr.close()
 
 
 @pytest.fixture
@@ -152,7 +118,7 @@ def test_sigkill_mid_fanout_repeats_only_inflight_deliveries(
     log = tmp_path / "alertd.log"
     paths = {f"/c{i}" for i in range(CHANNELS)}
 
-    first = Process(config, log)
+    first = AlertdProcess(config, log)
     try:
         wait_for(lambda: _baselined(db), timeout=30)
         startup = time.monotonic() - began
@@ -171,7 +137,7 @@ def test_sigkill_mid_fanout_repeats_only_inflight_deliveries(
     }
     assert inflight, "no delivery was in flight at the kill"
 
-    second = Process(config, log)
+    second = AlertdProcess(config, log)
     try:
         wait_for(lambda: set(_delivered(slow_sink, "failure")) == paths, timeout=60, step=0.05)
         wait_for(lambda: not _query(db, "SELECT 1 FROM outbox WHERE state IN ('pending', 'sending')"))
