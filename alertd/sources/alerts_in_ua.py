@@ -165,19 +165,23 @@ def _optional(value: Any, typ: type | tuple[type, ...], field: str, source: str,
     return expect(value, typ, field, source, where)
 
 
-def _as_of(data: dict[str, Any], source: str, where: str | None) -> datetime:
-    """``meta.last_updated_at`` (slash format or ISO 8601). Required: it is what tells a real
-    answer of the API apart from a stub that merely has an ``alerts`` key."""
+def _as_of(data: dict[str, Any], source: str, where: str | None) -> datetime | None:
+    """``meta.last_updated_at`` (slash format or ISO 8601) when the answer carries it.
+
+    The API always sends ``meta``; a client stand-in or an older proxy may not, and
+    an alert list without it is still a complete list. What is there must be right:
+    a mistyped ``meta`` or an unreadable time is a ParseError, and a ``meta.type``
+    other than "full" cannot be read as "these and only these are active".
+    """
     meta = data.get("meta")
     if meta is None:
-        raise ParseError(source, "field 'meta' is missing", where)
+        return None
     expect(meta, dict, "meta", source, where)
     kind = _optional(meta.get("type"), str, "meta.type", source, where)
     if kind is not None and kind != "full":
-        # Anything but a full list cannot be read as "these and only these are active".
         raise ParseError(source, f"meta.type is {kind!r}, expected a 'full' snapshot", where)
-    if "last_updated_at" not in meta:
-        raise ParseError(source, "field 'meta.last_updated_at' is missing", where)
+    if meta.get("last_updated_at") is None:
+        return None
     return parse_time(meta["last_updated_at"], "meta.last_updated_at", source, where)
 
 
@@ -296,7 +300,8 @@ def parse_active(
     """``/v1/alerts/active.json``: every active alert; an entry with ``finished_at`` goes to ``ended``.
 
     ``{"alerts": [], "meta": {...}}`` is a genuine "no alerts"; a missing or mistyped
-    ``alerts``, ``meta`` or required alert field is a ParseError naming the field.
+    ``alerts``, a mistyped ``meta`` or a missing required alert field is a ParseError
+    naming the field.
     """
     del headers  # the body carries its own time (meta.last_updated_at)
     return _alert_list(_load(body, source, where), source=source, registry=registry, where=where)

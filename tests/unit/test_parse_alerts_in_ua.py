@@ -328,8 +328,7 @@ def test_empty_body(registry: RegionRegistry, body: bytes) -> None:
             "'alerts' should be list",
         ),
         (b'{"meta": {"last_updated_at": "2024-05-06T10:00:00Z"}}', "'alerts' is missing"),
-        (b'{"alerts": []}', "'meta' is missing"),
-        (b'{"alerts": [], "meta": {}}', "last_updated_at' is missing"),
+        (b'{"alerts": [], "meta": []}', "'meta' should be dict"),
         (b'{"alerts": [], "meta": {"last_updated_at": "garbage"}}', "meta.last_updated_at"),
         (b'{"alerts": [], "meta": {"last_updated_at": "2024/05/06 10:02:45 +0000", "type": "diff"}}', "full"),
         (b'{"alerts": [], "meta": []}', "'meta' should be dict"),
@@ -363,3 +362,11 @@ def test_iot_strings_refused(registry: RegionRegistry, body: bytes, func: Any, m
 def test_iot_single_uid_refused(registry: RegionRegistry, body: bytes) -> None:
     with pytest.raises(ParseError, match=SOURCE):
         aiu.parse_iot_uid(body, source=SOURCE, registry=registry, uid=16)
+
+
+def test_alert_list_without_meta_is_still_a_complete_list(registry: RegionRegistry) -> None:
+    """The API always sends meta; a list without it is still what is active (no as_of)."""
+    snap = aiu.parse(b'{"alerts": []}', source="aiu", registry=registry)
+    assert snap.alerts == () and snap.as_of is None
+    snap = aiu.parse(b'{"alerts": [], "meta": {}}', source="aiu", registry=registry)
+    assert snap.alerts == () and snap.as_of is None
