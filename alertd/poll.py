@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from alertd.config import DEFAULT_URLS, SourceConfig
+from alertd.errors import FetchError, ParseError
 from alertd.fetch import fetch
 from alertd.model import Notice, Snapshot
 from alertd.regions import RegionRegistry
@@ -89,6 +90,27 @@ async def fetch_ukrainealarm_regions(
     return ukrainealarm.parse_regions(resp.body, source=cfg.name, where=url)
 
 
+async def _status_index(
+    client: httpx.AsyncClient, cfg: SourceConfig, url: str, headers: dict[str, str]
+) -> str | None:
+    """The change index, or None when it cannot be had: the full list is then fetched instead.
+
+    The index is only a shortcut. A proxy or stand-in without it (404), or a broken
+    answer, must not stop alerts; a rate limit (429/503 with Retry-After) still backs off.
+    """
+    try:
+        resp = await fetch(
+            client, cfg.name, url, headers=headers, timeout=cfg.timeout, max_bytes=cfg.max_bytes
+        )
+        return str(ukrainealarm.parse_status(resp.body, source=cfg.name, where=url))
+    except FetchError as exc:
+        if exc.retry_after is not None or "HTTP 429" in exc.reason or "HTTP 503" in exc.reason:
+            raise
+        return None
+    except ParseError:
+        return None
+
+
 async def poll_source(
     client: httpx.AsyncClient,
     cfg: SourceConfig,
@@ -100,14 +122,12 @@ async def poll_source(
     new_cursor: dict[str, str | None] = {}
     index_url = status_url(cfg)
     if index_url:
-        resp = await fetch(
-            client, cfg.name, index_url, headers=headers, timeout=cfg.timeout, max_bytes=cfg.max_bytes
-        )
-        index = str(ukrainealarm.parse_status(resp.body, source=cfg.name, where=index_url))
-        if cursor.baseline_done and cursor.status_index == index:
-            now = time.monotonic()
-            return PollResult(None, {}, now, time.time())
-        new_cursor["status_index"] = index
+        index = await _status_index(client, cfg, index_url, headers)
+        if index is not None:
+            if cursor.baseline_done and cursor.status_index == index:
+                now = time.monotonic()
+                return PollResult(None, {}, now, time.time())
+            new_cursor["status_index"] = index
     url = source_url(cfg)
     conditional = cursor.baseline_done
     resp = await fetch(

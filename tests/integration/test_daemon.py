@@ -341,6 +341,24 @@ async def test_ukrainealarm_polls_status_index_first(harness: Harness, upstream:
     assert hint is not None and hint - time.monotonic() > 1.5
 
 
+async def test_ukrainealarm_without_a_usable_status_index_still_delivers(
+    harness: Harness, upstream: Upstream
+) -> None:
+    """The index is a shortcut: when it fails or is garbage, the full list decides."""
+    await harness.poll("ualarm")
+    upstream.add_alert(KYIV_CITY, started_at=T0)
+    upstream.set_fault("http500", "ukrainealarm_status")
+    await harness.poll("ualarm")
+    assert harness.events() == [("started", "UA-30", "air_raid", T0)]
+    assert harness.store.cursor("ualarm").consecutive_failures == 0
+    upstream.clear_faults()
+    upstream.set_fault("garbage", "ukrainealarm_status")
+    upstream.clear_alert(KYIV_CITY, "air_raid")
+    await harness.poll("ualarm")
+    await harness.poll("ualarm")
+    assert [e[0] for e in harness.events()] == ["started", "ended"]
+
+
 async def test_alerts_in_ua_conditional_requests(harness: Harness, upstream: Upstream) -> None:
     upstream.add_alert(KYIV_CITY, started_at=T0)
     await harness.poll("aiu")
