@@ -292,7 +292,9 @@ class _Demo:
                     "1;33",
                 )
             elif action == "fail":
+                # both endpoints: a failing status index alone only makes alertd fetch the full list
                 self.upstream.set_fault("http500", "ukrainealarm_status", count=2)
+                self.upstream.set_fault("http500", "ukrainealarm", count=2)
                 n.say(
                     "upstream",
                     "ukrainealarm starts failing (HTTP 500 on its next 2 polls); alerts.in.ua still answers",

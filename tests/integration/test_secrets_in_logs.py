@@ -201,8 +201,11 @@ def test_no_secret_in_any_log_line(
             # the upstreams fail long enough to count as down, then recover
             upstream.set_fault("http500", "alerts_in_ua", count=1)
             upstream.set_fault("timeout", "alerts_in_ua", count=1)
+            # (a bad status index alone is not a failure: the full list is fetched instead)
             upstream.set_fault("garbage", "ukrainealarm_status", count=1)
             upstream.set_fault("truncated", "ukrainealarm_status", count=1)
+            upstream.set_fault("garbage", "ukrainealarm", count=1)
+            upstream.set_fault("truncated", "ukrainealarm", count=1)
             wait_for(lambda: len(ops_titles(json_sink, "is down")) == 2, timeout=30)
             wait_for(lambda: len(ops_titles(json_sink, "recovered")) == 2, timeout=30)
 
@@ -254,6 +257,7 @@ def test_no_secret_in_any_log_line(
     # the operator tools print source errors and channels: masked as well
     upstream.set_fault("http500", "alerts_in_ua", count=1)
     upstream.set_fault("timeout", "ukrainealarm_status", count=1)
+    upstream.set_fault("timeout", "ukrainealarm", count=1)
     once = alertd("run", "--once", "--config", str(config), "--log-format", log_format)
     assert once.returncode == 0, once.stderr
     assert leaks(once.stdout + once.stderr) == []
