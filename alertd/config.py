@@ -784,6 +784,11 @@ def semantic_problems(
 
         problems += validate_templates(settings.templates)
     problems += _selfservice_problems(settings.selfservice, validate_urls=validate_urls)
+    if settings.selfservice.enabled and not settings.http.enabled:
+        # the page is served by the HTTP server: enabled without it, it would silently not exist
+        problems.append(
+            "selfservice.enabled: the self-service page needs the HTTP server ([http] enabled = true)"
+        )
     return problems
 
 

@@ -562,3 +562,15 @@ def test_config_check_validates_templates(registry: RegionRegistry) -> None:
         },
     )
     assert settings.selfservice.template_for("ntfy") == "ntfys://ntfy.sh/{topic}"
+
+
+def test_config_check_refuses_the_page_without_the_http_server(registry: RegionRegistry) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            None,
+            env={},
+            registry=registry,
+            http={"enabled": False},
+            selfservice={"enabled": True, "public_url": "https://a.example.org"},
+        )
+    assert "selfservice.enabled: the self-service page needs the HTTP server" in str(err.value)
