@@ -217,7 +217,7 @@ class Daemon:
             policy = self.policy
             if cfg.effective_end_hold is not None:
                 policy = replace(policy, explicit_end_hold=cfg.effective_end_hold)
-            step = apply_snapshot(self.state, snapshot, now, policy)
+            step = apply_snapshot(self.state, snapshot, now, policy, self._silent_sources(cfg.name, now))
             for note in step.notes:
                 log.warning(note) if step.held else log.info(note)
             new_events = self.store.commit_step(
@@ -250,6 +250,23 @@ class Daemon:
         if new_events:
             self.hooks.events(new_events, result.received_wall)
             self.on_commit()
+
+    def _silent_sources(self, polling: str, now: datetime) -> frozenset[str]:
+        """Other sources whose reports no longer hold an alert open (see tracker.apply_snapshot):
+        those down longer than their allowance, and those no longer in the configuration."""
+        configured = {s.name: s for s in self.sources}
+        silent = set()
+        for name in self.state.entries:
+            if name == polling:
+                continue
+            cfg = configured.get(name)
+            if cfg is None:
+                silent.add(name)
+                continue
+            since = self.store.cursor(name).failing_since
+            if since is not None and (now - since).total_seconds() > cfg.effective_allowance:
+                silent.add(name)
+        return frozenset(silent)
 
     def _failed(self, cfg: SourceConfig, error: str, retry_after: float | None) -> None:
         cursor = self.store.record_failure(cfg.name, error)

@@ -139,9 +139,19 @@ def _state_event(
 
 
 def apply_snapshot(
-    state: TrackerState, snapshot: Snapshot, now: datetime, policy: TrackerPolicy
+    state: TrackerState,
+    snapshot: Snapshot,
+    now: datetime,
+    policy: TrackerPolicy,
+    silent_sources: frozenset[str] = frozenset(),
 ) -> StepResult:
-    """Diff one good poll of a state feed against what is known."""
+    """Diff one good poll of a state feed against what is known.
+
+    ``silent_sources`` are sources whose last word no longer counts: down longer than
+    their allowance, or no longer configured. Their old reports must not hold an alert
+    open after every live source has confirmed its end — the all-clear matters as
+    much as the alarm — so an end is decided by the sources that still answer.
+    """
     src = snapshot.source
     status = state.sources.get(src, SourceStatus())
     old_entries = state.entries.get(src, {})
@@ -238,7 +248,7 @@ def apply_snapshot(
         current = active.get(key)
         if current is None:
             return
-        still = any(key in e for s, e in state.entries.items() if s != src)
+        still = any(key in e for s, e in state.entries.items() if s != src and s not in silent_sources)
         if still:
             return
         del active[key]

@@ -213,6 +213,26 @@ async def test_end_waits_for_every_source(harness: Harness, upstream: Upstream) 
     assert harness.events() == [("started", "UA-63", "air_raid", T0), ("ended", "UA-63", "air_raid", T0)]
 
 
+async def test_a_source_down_past_its_allowance_does_not_hold_an_alert_open(
+    harness: Harness, upstream: Upstream
+) -> None:
+    """ukrainealarm stops answering while alerts.in.ua confirms the end: the all-clear still comes."""
+    await harness.poll()
+    upstream.add_alert(KHARKIV_OBLAST, started_at=T0)
+    await harness.poll()
+    assert [e[0] for e in harness.events()] == ["started"]
+    # ukrainealarm has been failing for five minutes (allowance: 60 s), and still fails
+    harness.store.record_failure("ualarm", "HTTP 500", now=datetime.now(UTC) - timedelta(minutes=5))
+    upstream.set_fault("http500", "ukrainealarm_status")
+    upstream.set_fault("http500", "ukrainealarm")
+    upstream.clear_alerts()
+    await harness.poll()
+    assert [e[0] for e in harness.events()] == ["started"]  # one good poll without it: not yet
+    await harness.poll()
+    assert [e[0] for e in harness.events()] == ["started", "ended"]
+    assert harness.store.cursor("ualarm").consecutive_failures >= 3
+
+
 # -- 2. restarts ------------------------------------------------------------------------------------
 
 

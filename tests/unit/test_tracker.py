@@ -245,3 +245,17 @@ def test_pulse_feed_ends_only_on_its_end_record_or_after_the_hold():
     _, events = run(state, [snap("a")], policy, start=T0 + timedelta(seconds=10 + 601))
     assert statuses(events) == [("ended", "UA-30", "air_raid")]
     assert events[0].ended_at == T0 + timedelta(seconds=10)
+
+
+def test_silent_sources_do_not_hold_an_alert_open():
+    """A source that is down (or gone from the config) must not block the all-clear of a live one."""
+    state = run(TrackerState(), [snap("a"), snap("b")])[0]
+    state, events = run(state, [snap("a", alert("UA-30")), snap("b", alert("UA-30"))])
+    assert statuses(events) == [("started", "UA-30", "air_raid")]
+    # b falls silent still reporting the alert; a confirms the end
+    step1 = apply_snapshot(state, snap("a"), T0, POLICY, frozenset({"b"}))
+    step2 = apply_snapshot(step1.state, snap("a"), T0 + timedelta(seconds=10), POLICY, frozenset({"b"}))
+    assert statuses(step2.events) == [("ended", "UA-30", "air_raid")]
+    # without the hint, b's last report keeps it open (no false all-clear from one source)
+    step2 = apply_snapshot(step1.state, snap("a"), T0 + timedelta(seconds=10), POLICY)
+    assert step2.events == []
