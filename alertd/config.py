@@ -725,6 +725,19 @@ def _resolve_secrets(
 # semantic checks
 
 
+def _first_index(names: list[str], section: str, what: str, problems: list[str]) -> dict[str, int]:
+    """Each name's first position; a repeat is a problem naming both places."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            problems.append(
+                f"{section}[{i}].name: duplicate {what} name {name!r} (also {section}[{first[name]}])"
+            )
+        else:
+            first[name] = i
+    return first
+
+
 def semantic_problems(
     settings: Settings, registry: RegionLookup | None, *, validate_urls: bool = True
 ) -> list[str]:
@@ -738,29 +751,17 @@ def semantic_problems(
     if tz_problem:
         problems.append(f"timezone: {tz_problem}")
 
-    source_names: dict[str, int] = {}
+    source_names = _first_index([src.name for src in settings.sources], "sources", "source", problems)
     for i, src in enumerate(settings.sources):
         key = f"sources[{i}]"
-        if src.name in source_names:
-            problems.append(
-                f"{key}.name: duplicate source name {src.name!r} (also sources[{source_names[src.name]}])"
-            )
-        else:
-            source_names[src.name] = i
         if src.effective_url is None:
             problems.append(f"{key}.url: required for type {src.type}")
         if src.type in TOKEN_REQUIRED and src.token is None and src.token_file is None:
             problems.append(f"{key}.token: {src.type} needs an API token (token or token_file)")
 
-    sub_names: dict[str, int] = {}
+    _first_index([sub.name for sub in settings.subscribers], "subscribers", "subscriber", problems)
     for i, sub in enumerate(settings.subscribers):
         key = f"subscribers[{i}]"
-        if sub.name in sub_names:
-            problems.append(
-                f"{key}.name: duplicate subscriber name {sub.name!r} (also subscribers[{sub_names[sub.name]}])"
-            )
-        else:
-            sub_names[sub.name] = i
         if registry is not None:
             for j, code in enumerate(sub.regions):
                 if registry.get(code) is None:

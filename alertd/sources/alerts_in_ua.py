@@ -346,19 +346,11 @@ def parse_iot_statuses(
             f"by-oblast status string has {len(text)} letters, expected {len(IOT_OBLAST_ORDER)}",
             where,
         )
-    alerts: list[ActiveAlert] = []
-    warnings: list[str] = []
-    for index, (letter, uid) in enumerate(zip(text, IOT_OBLAST_ORDER, strict=True)):
+    for index, letter in enumerate(text):
         if letter not in _IOT_LETTERS:
             raise ParseError(source, f"status letter {letter!r} at index {index} is not A, P or N", where)
-        if letter == "A":
-            alerts.append(_iot_alert(_iot_region(registry, uid, warnings), uid))
-    return Snapshot(
-        source=source,
-        alerts=tuple(alerts),
-        as_of=_header_time(headers, source, where),
-        warnings=tuple(warnings),
-    )
+    active = [uid for letter, uid in zip(text, IOT_OBLAST_ORDER, strict=True) if letter == "A"]
+    return _iot_snapshot(active, source=source, registry=registry, where=where, headers=headers)
 
 
 def parse_iot_all_uids(
@@ -380,21 +372,11 @@ def parse_iot_all_uids(
         raise ParseError(
             source, f"all-uids status string has {len(text)} letters, too short to cover every oblast", where
         )
-    alerts: list[ActiveAlert] = []
-    warnings: list[str] = []
     for uid, letter in enumerate(text):
-        if letter == " ":
-            continue
-        if letter not in _IOT_LETTERS:
+        if letter != " " and letter not in _IOT_LETTERS:
             raise ParseError(source, f"status letter {letter!r} at uid {uid} is not A, P, N or space", where)
-        if letter == "A":
-            alerts.append(_iot_alert(_iot_region(registry, uid, warnings), uid))
-    return Snapshot(
-        source=source,
-        alerts=tuple(alerts),
-        as_of=_header_time(headers, source, where),
-        warnings=tuple(warnings),
-    )
+    active = [uid for uid, letter in enumerate(text) if letter == "A"]
+    return _iot_snapshot(active, source=source, registry=registry, where=where, headers=headers)
 
 
 def parse_iot_uid(
@@ -415,16 +397,23 @@ def parse_iot_uid(
     text = _iot_string(_load(body, source, where), source, where)
     if len(text) != 1 or text not in _IOT_LETTERS:
         raise ParseError(source, f"single-uid status should be one of A, P, N, got {text[:40]!r}", where)
-    alerts: list[ActiveAlert] = []
+    active = [int(uid_text)] if text == "A" else []
+    return _iot_snapshot(active, source=source, registry=registry, where=where, headers=headers)
+
+
+def _iot_snapshot(
+    active_uids: list[int],
+    *,
+    source: str,
+    registry: RegionRegistry,
+    where: str | None,
+    headers: Mapping[str, str] | None,
+) -> Snapshot:
+    """The snapshot of an IoT status answer: an oblast- or place-wide AIR_RAID per ``A`` uid."""
     warnings: list[str] = []
-    if text == "A":
-        number = int(uid_text)
-        alerts.append(_iot_alert(_iot_region(registry, number, warnings), number))
+    alerts = tuple(_iot_alert(_iot_region(registry, uid, warnings), uid) for uid in active_uids)
     return Snapshot(
-        source=source,
-        alerts=tuple(alerts),
-        as_of=_header_time(headers, source, where),
-        warnings=tuple(warnings),
+        source=source, alerts=alerts, as_of=_header_time(headers, source, where), warnings=tuple(warnings)
     )
 
 
