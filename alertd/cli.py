@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- parse ------------------------------------------------------------------------------
 def _parse_record(item: object) -> dict:
-    from alertd.model import ActiveAlert, Notice
+    from alertd.core.model import ActiveAlert, Notice
 
     if isinstance(item, ActiveAlert):
         record = {
@@ -221,9 +221,9 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from alertd.model import Snapshot
-    from alertd.poll import PARSERS
-    from alertd.regions import RegionRegistry
+    from alertd.core.model import Snapshot
+    from alertd.core.regions import RegionRegistry
+    from alertd.run.poll import PARSERS
 
     registry = RegionRegistry.load()
     parse = PARSERS[args.source]
@@ -260,7 +260,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 # -- check ------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
     from alertd.config import load_settings, summary
-    from alertd.regions import RegionRegistry
+    from alertd.core.regions import RegionRegistry
 
     path = _config_path(args.config)
     if path is None:
@@ -278,7 +278,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace):
     from alertd.config import load_settings
-    from alertd.regions import RegionRegistry
+    from alertd.core.regions import RegionRegistry
 
     path = _config_path(args.config)
     if path is None:
@@ -289,7 +289,7 @@ def _load(args: argparse.Namespace):
 
 # -- run --------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from alertd.app import run_app
+    from alertd.run.app import run_app
 
     settings, registry = _load(args)
     return asyncio.run(
@@ -299,7 +299,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # -- status -----------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from alertd.store import Store
+    from alertd.store.sqlite import Store
 
     settings, _registry = _load(args)
     if not settings.db_path.exists():
@@ -375,7 +375,7 @@ def _cursor_json(c) -> dict | None:
 
 # -- regions ----------------------------------------------------------------------------
 def cmd_regions(args: argparse.Namespace) -> int:
-    from alertd.regions import RegionRegistry
+    from alertd.core.regions import RegionRegistry
 
     registry = RegionRegistry.load()
     regions = registry.search(args.query, limit=args.limit) if args.query else registry.oblasts()
@@ -405,9 +405,9 @@ def _resolve_region(registry, value: str) -> tuple[str | None, str | None]:
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
     from alertd.config import apprise_problem
-    from alertd.dispatch import mask_channel
-    from alertd.model import AlertKind
-    from alertd.store import Store, StoredSubscriber
+    from alertd.core.model import AlertKind
+    from alertd.run.dispatch import mask_channel
+    from alertd.store.sqlite import Store, StoredSubscriber
 
     settings, registry = _load(args)
     store = Store(settings.db_path)
@@ -533,9 +533,9 @@ def _all_subscribers(settings, store) -> list[dict]:
 # -- test-notify ------------------------------------------------------------------------
 def cmd_test_notify(args: argparse.Namespace) -> int:
     from alertd.config import load_settings
-    from alertd.dispatch import Dispatcher
     from alertd.logs import setup_logging
-    from alertd.store import Store
+    from alertd.run.dispatch import Dispatcher
+    from alertd.store.sqlite import Store
 
     if args.url and not args.subscriber and _config_path(args.config) is None:
         # a bare URL needs no configuration: defaults for language and time zone
@@ -591,7 +591,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
 
 # -- demo -------------------------------------------------------------------------------
 def _demo_duration(value: str) -> float:
-    from alertd.demo import MIN_DURATION
+    from alertd.devtools.demo import MIN_DURATION
 
     try:
         seconds = float(value)
@@ -603,7 +603,7 @@ def _demo_duration(value: str) -> float:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from alertd.demo import run_demo
+    from alertd.devtools.demo import run_demo
 
     state_dir = Path(args.state_dir) if args.state_dir else None
     return asyncio.run(run_demo(args.duration, language=args.language, state_dir=state_dir))

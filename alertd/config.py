@@ -50,8 +50,8 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from alertd.core.model import AlertKind, Region
 from alertd.errors import ConfigError
-from alertd.model import AlertKind, Region
 
 __all__ = [
     "DEFAULT_URLS",
@@ -103,7 +103,7 @@ CountryCode = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Z]{2
 
 
 class RegionLookup(Protocol):
-    """What config validation needs from :class:`alertd.regions.RegionRegistry`.
+    """What config validation needs from :class:`alertd.core.regions.RegionRegistry`.
 
     A protocol so tests (and ``alertd check`` before the registry loads) can pass
     a small fake; ``find``/``search`` are used for suggestions when present.
@@ -298,7 +298,7 @@ class DeliveryConfig(_Frozen):
         return self
 
 
-#: Channel kinds a resident may choose on the self-service page (alertd.selfservice).
+#: Channel kinds a resident may choose on the self-service page (alertd.web.selfservice).
 ChannelKind = Literal["ntfy", "telegram", "email", "sms", "apprise"]
 #: The placeholder each channel kind's template receives from the resident's input.
 CHANNEL_PLACEHOLDERS: dict[str, str] = {
@@ -320,7 +320,7 @@ _PLACEHOLDER_SAMPLES: dict[str, str] = {
 
 
 class SelfServiceConfig(_Frozen):
-    """Residents subscribe themselves on a web page (``alertd.selfservice``); off by default.
+    """Residents subscribe themselves on a web page (``alertd.web.selfservice``); off by default.
 
     Each offered channel kind is built from the resident's input (a topic, a chat
     id, an address, a phone number) by an operator-written Apprise URL template,
@@ -564,7 +564,7 @@ def load_settings(
     problems += [where + p for p in secret_problems]
 
     if registry is None and any(s.regions for s in settings.subscribers):
-        from alertd.regions import RegionRegistry
+        from alertd.core.regions import RegionRegistry
 
         registry = RegionRegistry.load()
     problems += [where + p for p in semantic_problems(settings, registry, validate_urls=validate_urls)]
@@ -781,7 +781,7 @@ def semantic_problems(
     if validate_urls:
         problems += _apprise_problems("operators.urls", settings.operators.urls)
     if settings.templates:
-        from alertd.render import validate_templates  # render imports nothing from here at import time
+        from alertd.core.render import validate_templates  # render imports nothing from here at import time
 
         problems += validate_templates(settings.templates)
     problems += _selfservice_problems(settings.selfservice, validate_urls=validate_urls)

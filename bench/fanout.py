@@ -8,7 +8,7 @@ In one run, against the same sink process (``bench/_sink.py``) and the same N UR
 * **Apprise notify()** — ``Apprise()`` with the N URLs added (default asset: Apprise's
   own thread pool), then one ``notify()``; deliveries/s = N / the ``notify()`` call.
   ``add()`` (URL parsing) is timed separately and not counted.
-* **alertd cold** — an in-process :class:`alertd.dispatch.Dispatcher` on a fresh
+* **alertd cold** — an in-process :class:`alertd.run.dispatch.Dispatcher` on a fresh
   SQLite store: routing + the outbox rows written in the event's transaction, then
   ``drain()`` until every row has its outcome persisted (``delivered``). The channel
   cache is empty: every URL is parsed during the fan-out.
@@ -34,13 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apprise
 from _common import Sink, machine, median, table, tempdir
 
-from alertd.app import LiveRouter
 from alertd.config import load_settings
-from alertd.dispatch import Dispatcher
-from alertd.model import AlertEvent, AlertKind, EventStatus
-from alertd.regions import RegionRegistry
-from alertd.store import Store
-from alertd.tracker import event_id
+from alertd.core.model import AlertEvent, AlertKind, EventStatus
+from alertd.core.regions import RegionRegistry
+from alertd.core.tracker import event_id
+from alertd.run.app import LiveRouter
+from alertd.run.dispatch import Dispatcher
+from alertd.store.sqlite import Store
 
 BODY = b'{"version": "1.0", "title": "t", "message": "m", "attachments": [], "type": "failure"}'
 REQ = (

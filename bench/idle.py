@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import TOKEN, Alertd, Sink, free_port, machine, table, tempdir, wait_until, write_config
 
-from alertd.simulate import Upstream
+from alertd.devtools.simulate import Upstream
 
 
 def _idle(proc: Alertd, seconds: float) -> tuple[float, float, int, int]:

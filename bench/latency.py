@@ -1,7 +1,7 @@
 """Detection latency: an alert flips on upstream at a random moment; when do the sinks hear it?
 
 alertd runs as a real process (``python -m alertd run``) polling the simulated
-alerts.in.ua upstream (:class:`alertd.simulate.Upstream`, in this process) with N
+alerts.in.ua upstream (:class:`alertd.devtools.simulate.Upstream`, in this process) with N
 subscribers, one ``json://`` channel each, on the fast sink (``bench/_sink.py``).
 
 Each flip: wait a random time in [0, interval), start an air-raid alert in an oblast
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OBLAST_UIDS, TOKEN, Alertd, Sink, machine, pct, table, tempdir, wait_until, write_config
 
-from alertd.simulate import Upstream
+from alertd.devtools.simulate import Upstream
 
 
 def run_one(sink: Sink, n: int, interval: float, flips: int, rng: random.Random) -> dict[str, list[float]]:

@@ -3,7 +3,7 @@
 alertd runs as a real process against the simulated alerts.in.ua upstream (one
 source, 1 s interval, HTTP server off, log level WARNING), with 1 subscriber and with
 10,000 subscribers in the config file (each ``json://`` URL is checked by Apprise at
-load). Also shown: the bare interpreter start and ``import alertd.app`` for scale.
+load). Also shown: the bare interpreter start and ``import alertd.run.app`` for scale.
 
 Usage: ``python bench/startup.py [--repeat 5] [--subscribers 1 10000]``. Medians.
 """
@@ -31,7 +31,7 @@ from _common import (
     write_config,
 )
 
-from alertd.simulate import Upstream
+from alertd.devtools.simulate import Upstream
 
 
 def _spawn(code: str) -> float:
@@ -48,8 +48,8 @@ def main() -> None:
     print(f"# start-up — {machine()}")
     rows = [
         ["python -c pass", "", args.repeat, median([_spawn("pass") for _ in range(args.repeat)]) * 1000],
-        ["python -c 'import alertd.app'", "", args.repeat,
-         median([_spawn("import alertd.app") for _ in range(args.repeat)]) * 1000],
+        ["python -c 'import alertd.run.app'", "", args.repeat,
+         median([_spawn("import alertd.run.app") for _ in range(args.repeat)]) * 1000],
     ]  # fmt: skip
     with Upstream(token=TOKEN) as up:
         for subs in args.subscribers:

@@ -1,7 +1,7 @@
 """alerts.in.ua (https://api.alerts.in.ua): active alerts, history and the IoT status strings.
 
 Pure parsers: ``bytes`` (plus response headers where they carry the time) in,
-:class:`~alertd.model.Snapshot` out. Nothing here does I/O, reads the clock or logs;
+:class:`~alertd.core.model.Snapshot` out. Nothing here does I/O, reads the clock or logs;
 what the parser saw but could not place (unknown location uids, unknown alert
 types) goes into ``Snapshot.warnings`` for the shell to log.
 
@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Snapshot
+from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
-from alertd.model import ActiveAlert, AlertKind, Region, RegionLevel, Snapshot
-from alertd.regions import RegionRegistry
 from alertd.sources._common import check_size, expect, load_json, parse_time
 
 __all__ = [

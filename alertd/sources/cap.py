@@ -1,7 +1,7 @@
 """OASIS CAP 1.2 messages and CAP Atom indexes (e.g. MeteoAlarm's legacy Atom feed).
 
 CAP is the international standard for public alerts, so its fields map onto
-:class:`~alertd.model.Notice` almost one to one. Two shapes arrive on the wire and
+:class:`~alertd.core.model.Notice` almost one to one. Two shapes arrive on the wire and
 are told apart by the root element:
 
 * ``<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">`` — one message, one
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from xml.etree.ElementTree import Element
 
+from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
-from alertd.model import AlertKind, Notice, Severity
 from alertd.sources._common import check_size, load_xml
 from alertd.sources.rss import clip
 

@@ -40,8 +40,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Severity, Snapshot
 from alertd.errors import ParseError
-from alertd.model import ActiveAlert, AlertKind, Region, RegionLevel, Severity, Snapshot
 from alertd.sources._common import decode_text, load_json, parse_time
 
 KIND = "oref"

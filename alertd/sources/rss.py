@@ -29,8 +29,8 @@ from typing import Any
 
 import feedparser
 
+from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
-from alertd.model import AlertKind, Notice, Severity
 from alertd.sources._common import check_size, load_xml, parse_time
 
 try:  # pycountry is optional: without it only the FIPS table and host names give countries

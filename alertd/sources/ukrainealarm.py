@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Snapshot
+from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
-from alertd.model import ActiveAlert, AlertKind, Region, RegionLevel, Snapshot
-from alertd.regions import RegionRegistry
 from alertd.sources._common import check_size, expect, load_json, parse_time
 
 __all__ = [

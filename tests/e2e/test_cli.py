@@ -20,7 +20,7 @@ import pytest
 from support.sinks import JsonSink
 from support.upstream_helpers import AIU_TOKEN, read_events
 
-from alertd.simulate import Upstream
+from alertd.devtools.simulate import Upstream
 
 pytestmark = pytest.mark.e2e
 

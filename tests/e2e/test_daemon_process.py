@@ -17,7 +17,7 @@ import pytest
 from support.process import AlertdProcess, alertd_env
 from support.upstream_helpers import AIU_TOKEN, UA_TOKEN, read_events, wait_for, write_config
 
-from alertd.simulate import Upstream
+from alertd.devtools.simulate import Upstream
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,7 @@ from support.process import AlertdProcess
 from support.sinks import JsonSink
 from support.upstream_helpers import AIU_TOKEN, UA_TOKEN, wait_for
 
-from alertd.simulate import Upstream
+from alertd.devtools.simulate import Upstream
 
 pytestmark = pytest.mark.e2e
 

@@ -22,10 +22,10 @@ import httpx
 import pytest
 from support.sinks import JsonSink
 
-from alertd.app import run_app
-from alertd.regions import RegionRegistry
-from alertd.simulate import Upstream
-from alertd.web import bind_socket
+from alertd.core.regions import RegionRegistry
+from alertd.devtools.simulate import Upstream
+from alertd.run.app import run_app
+from alertd.web.server import bind_socket
 
 pytestmark = pytest.mark.e2e
 

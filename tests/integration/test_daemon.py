@@ -1,6 +1,6 @@
 """The daemon end to end inside one process: real SQLite file, simulated upstreams, scripted timelines.
 
-Each test drives :class:`~alertd.daemon.Daemon` poll by poll and asserts the exact
+Each test drives :class:`~alertd.run.daemon.Daemon` poll by poll and asserts the exact
 event log. ``aiu`` is the alerts.in.ua source, ``ualarm`` the ukrainealarm one.
 """
 
@@ -17,11 +17,11 @@ import pytest
 from support.upstream_helpers import AIU_TOKEN, UA_TOKEN, load, write_config
 
 from alertd.config import Settings, SourceConfig
-from alertd.daemon import Daemon, run_forever
-from alertd.model import EventStatus
-from alertd.regions import RegionRegistry
-from alertd.simulate import SimAlert, Upstream
-from alertd.store import Store
+from alertd.core.model import EventStatus
+from alertd.core.regions import RegionRegistry
+from alertd.devtools.simulate import SimAlert, Upstream
+from alertd.run.daemon import Daemon, run_forever
+from alertd.store.sqlite import Store
 
 REGISTRY = RegionRegistry.load()
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)

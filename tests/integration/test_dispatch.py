@@ -18,10 +18,10 @@ import pytest
 from support.sinks import JsonSink, SmtpSink
 
 from alertd.config import DeliveryConfig, OperatorsConfig, Settings
-from alertd.dispatch import Dispatcher, backoff_delay, mask_channel
-from alertd.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
-from alertd.store import OutboxRow, Store
-from alertd.tracker import StepResult, TrackerState, event_id
+from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
+from alertd.core.tracker import StepResult, TrackerState, event_id
+from alertd.run.dispatch import Dispatcher, backoff_delay, mask_channel
+from alertd.store.sqlite import OutboxRow, Store
 
 T0 = datetime(2026, 1, 15, 12, 3, tzinfo=UTC)  # 14:03 in Kyiv
 KYIV = Region(code="UA-30", level=RegionLevel.CITY, name_uk="м. Київ", name_en="Kyiv", oblast="UA-30")
@@ -123,7 +123,7 @@ async def run_until(dispatcher: Dispatcher, done: Callable[[], bool], timeout: f
 
 
 def attempts(store: Store, event: str, url: str) -> list[tuple[int, str]]:
-    from alertd.store import channel_key
+    from alertd.store.sqlite import channel_key
 
     with sqlite3.connect(store.path) as db:
         return db.execute(
@@ -263,7 +263,7 @@ async def test_end_while_start_pending_becomes_one_combined_notice(
     commit(store, [start], [("olena", url, "en")], T0)
     if start_waiting == "pending_retry":
         # The start failed once and waits for a retry far away when the end arrives.
-        from alertd.store import Outcome
+        from alertd.store.sqlite import Outcome
 
         (item,) = store.claim_due(T0)
         store.finish([Outcome(item.id, 1, "pending", "boom", T0 + timedelta(hours=1))], T0)
@@ -393,7 +393,7 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 async def test_end_waits_while_its_start_is_in_flight(
     tmp_path: Path, store: Store, json_sink: JsonSink
 ) -> None:
-    from alertd.store import Outcome
+    from alertd.store.sqlite import Outcome
 
     url = json_sink.url("/u1")
     start, end = started(), ended(end=T0 + timedelta(minutes=1))
@@ -415,7 +415,7 @@ async def test_end_waits_while_its_start_is_in_flight(
 
 
 async def test_operator_notices_are_rate_limited(json_sink: JsonSink) -> None:
-    from alertd.operators import OperatorNotifier
+    from alertd.run.operators import OperatorNotifier
 
     now = [0.0]
     ops = OperatorNotifier([json_sink.url("/ops")], "en", clock=lambda: now[0])

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from alertd import __version__
+from alertd.devtools.simulate import Upstream
 from alertd.errors import FetchError
-from alertd.fetch import USER_AGENT, fetch, make_client, retry_after_seconds
-from alertd.simulate import Upstream
+from alertd.run.fetch import USER_AGENT, fetch, make_client, retry_after_seconds
 
 TOKEN = "fetch-test-token-3f9a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

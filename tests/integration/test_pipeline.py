@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from support.sinks import JsonSink, Received, SmtpSink
 
-from alertd.app import run_app
 from alertd.config import Settings, load_settings
-from alertd.regions import RegionRegistry
-from alertd.simulate import Upstream
-from alertd.store import Store, StoredSubscriber
+from alertd.core.regions import RegionRegistry
+from alertd.devtools.simulate import Upstream
+from alertd.run.app import run_app
+from alertd.store.sqlite import Store, StoredSubscriber
 
 REGISTRY = RegionRegistry.load()
 KYIV_TZ = ZoneInfo("Europe/Kyiv")

@@ -31,7 +31,7 @@ import pytest
 from support.sinks import JsonSink, SmtpSink
 from support.upstream_helpers import wait_for
 
-from alertd.simulate import Upstream
+from alertd.devtools.simulate import Upstream
 
 AIU_TOKEN = "tok-AIU-s3cr3t-123"
 UA_TOKEN = "tok-UA-s3cr3t-456"

@@ -21,13 +21,13 @@ import pytest
 from support.sinks import JsonSink
 
 from alertd.config import Settings, load_settings
+from alertd.core.regions import RegionRegistry
 from alertd.errors import ConfigError
-from alertd.regions import RegionRegistry
-from alertd.selfservice import SelfService, attach, routes
-from alertd.selfservice.i18n import t
-from alertd.selfservice.safety import is_forbidden_address
-from alertd.store import Store
-from alertd.web import create_app
+from alertd.store.sqlite import Store
+from alertd.web.selfservice import SelfService, attach, routes
+from alertd.web.selfservice.i18n import t
+from alertd.web.selfservice.safety import is_forbidden_address
+from alertd.web.server import create_app
 
 IRPIN = "ua:706"
 ADMIN = "admin-token-0123456789abcdef"

@@ -2,7 +2,7 @@
 
 The first half tests :func:`alertd.web.health` alone (no I/O). The second half
 starts :func:`alertd.web.serve` on 127.0.0.1 with a free port, a real SQLite
-store in ``tmp_path`` and a real :class:`~alertd.metrics.Metrics`, and talks to
+store in ``tmp_path`` and a real :class:`~alertd.web.metrics.Metrics`, and talks to
 it over HTTP with httpx.
 """
 
@@ -21,9 +21,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from alertd.config import Settings, SourceConfig, load_settings
-from alertd.metrics import CONTENT_TYPE_LATEST, Metrics
-from alertd.store import SourceCursor, Store
-from alertd.web import bind_socket, create_app, health, serve
+from alertd.store.sqlite import SourceCursor, Store
+from alertd.web.metrics import CONTENT_TYPE_LATEST, Metrics
+from alertd.web.server import bind_socket, create_app, health, serve
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 STARTED = T0 - timedelta(hours=1)  # the process has been up for an hour: start-up grace is over

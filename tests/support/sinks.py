@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from alertd.simulate import Received, Sink
+from alertd.devtools.simulate import Received, Sink
 
 __all__ = ["JsonSink", "PathBehaviour", "Received", "SmtpMessage", "SmtpSink"]
 
@@ -48,7 +48,7 @@ class PathBehaviour:
 
 
 class JsonSink(Sink):
-    """:class:`alertd.simulate.Sink` (records Apprise ``json://`` posts) with per-path behaviour.
+    """:class:`alertd.devtools.simulate.Sink` (records Apprise ``json://`` posts) with per-path behaviour.
 
     Thread-safe: requests arrive on server threads, assertions run on the test thread.
     """

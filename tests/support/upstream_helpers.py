@@ -1,4 +1,4 @@
-"""Test helpers around :class:`alertd.simulate.Upstream`: config files and event-log reading."""
+"""Test helpers around :class:`alertd.devtools.simulate.Upstream`: config files and event-log reading."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from alertd.config import Settings, load_settings
-from alertd.regions import RegionRegistry
-from alertd.simulate import Upstream
+from alertd.core.regions import RegionRegistry
+from alertd.devtools.simulate import Upstream
 
 AIU_TOKEN = "aiu-secret-7c1e5b9d"
 UA_TOKEN = "ua-secret-2f48a0e6"

@@ -18,8 +18,8 @@ from alertd.config import (
     semantic_problems,
     summary,
 )
+from alertd.core.model import AlertKind, Region, RegionLevel
 from alertd.errors import ConfigError
-from alertd.model import AlertKind, Region, RegionLevel
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "alertd.example.toml"
@@ -105,7 +105,7 @@ def test_example_file_loads_with_credentials_directory(tmp_path: Path) -> None:
 
 def test_example_file_with_the_real_registry(tmp_path: Path) -> None:
     """Once the shipped registry exists, the example's region codes must be in it."""
-    from alertd.regions import RegionRegistry
+    from alertd.core.regions import RegionRegistry
 
     try:
         registry = RegionRegistry.load()

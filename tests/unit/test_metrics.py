@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from alertd.daemon import Hooks
-from alertd.metrics import DELIVERY_OUTCOMES, DETECTION_BUCKETS, Metrics
-from alertd.model import AlertEvent, AlertKind, EventStatus
+from alertd.core.model import AlertEvent, AlertKind, EventStatus
+from alertd.run.daemon import Hooks
+from alertd.web.metrics import DELIVERY_OUTCOMES, DETECTION_BUCKETS, Metrics
 
 NOW = 1_800_000_000.0
 

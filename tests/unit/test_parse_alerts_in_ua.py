@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from alertd.core.model import AlertKind, Snapshot
+from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
-from alertd.model import AlertKind, Snapshot
-from alertd.regions import RegionRegistry
 from alertd.sources import alerts_in_ua as aiu
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alerts_in_ua"

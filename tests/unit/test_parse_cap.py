@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
-from alertd.model import AlertKind, Notice, Severity
 from alertd.sources import cap
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"

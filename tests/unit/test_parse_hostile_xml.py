@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from alertd.core.model import Notice
 from alertd.errors import ParseError
-from alertd.model import Notice
 from alertd.sources import cap, rss
 from alertd.sources._common import MAX_BODY_BYTES
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from alertd.core.model import ActiveAlert, AlertKind, RegionLevel, Severity, Snapshot
 from alertd.errors import ParseError
-from alertd.model import ActiveAlert, AlertKind, RegionLevel, Severity, Snapshot
 from alertd.sources import oref
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "oref"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from alertd.core.model import AlertKind, Severity
 from alertd.errors import ParseError
-from alertd.model import AlertKind, Severity
 from alertd.sources import rss
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from alertd.core.model import AlertKind, RegionLevel, Snapshot
+from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
-from alertd.model import AlertKind, RegionLevel, Snapshot
-from alertd.regions import RegionRegistry
 from alertd.sources import ukrainealarm as ua
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ukrainealarm"

@@ -13,8 +13,8 @@ from importlib import resources
 import pycountry
 import pytest
 
-from alertd.model import Region, RegionLevel
-from alertd.regions import (
+from alertd.core.model import Region, RegionLevel
+from alertd.core.regions import (
     RegionRegistry,
     english_name,
     flatten_ukrainealarm_regions,

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import apprise
 import pytest
 
-from alertd.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel, Severity
-from alertd.regions import RegionRegistry
-from alertd.render import (
+from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel, Severity
+from alertd.core.regions import RegionRegistry
+from alertd.core.render import (
     DEFAULT_LIMITS,
     ChannelLimits,
     channel_limits,

@@ -8,10 +8,10 @@ import pytest
 from pydantic import SecretStr
 
 from alertd.config import Settings, SubscriberConfig
-from alertd.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
-from alertd.regions import RegionRegistry
-from alertd.route import Router, Subscriber, subscribers_from
-from alertd.store import StoredSubscriber
+from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
+from alertd.core.regions import RegionRegistry
+from alertd.core.route import Router, Subscriber, subscribers_from
+from alertd.store.sqlite import StoredSubscriber
 
 T0 = datetime(2026, 11, 25, 12, 3, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alertd.model import ActiveAlert, AlertKind, EventStatus, Notice, Region, RegionLevel, Snapshot
-from alertd.tracker import TrackerPolicy, TrackerState, apply_snapshot, diff_notices
+from alertd.core.model import ActiveAlert, AlertKind, EventStatus, Notice, Region, RegionLevel, Snapshot
+from alertd.core.tracker import TrackerPolicy, TrackerState, apply_snapshot, diff_notices
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 REGIONS = {

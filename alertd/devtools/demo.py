@@ -1,8 +1,8 @@
 """``alertd demo``: the real daemon on an embedded default — no token, no internet, no config file.
 
-It starts :class:`~alertd.simulate.Upstream` (a scripted alerts.in.ua + ukrainealarm
-on 127.0.0.1) and :class:`~alertd.simulate.Sink` (a local notification service),
-builds the settings in code, runs :func:`alertd.app.run_app` against them in this
+It starts :class:`~alertd.devtools.simulate.Upstream` (a scripted alerts.in.ua + ukrainealarm
+on 127.0.0.1) and :class:`~alertd.devtools.simulate.Sink` (a local notification service),
+builds the settings in code, runs :func:`alertd.run.app.run_app` against them in this
 event loop and plays a short timeline, narrating what the upstream does, what
 alertd decides (its own log lines, dimmed) and what each resident receives:
 
@@ -36,12 +36,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from alertd.app import run_app, settings_secrets
 from alertd.config import Settings, load_settings
+from alertd.core.regions import RegionRegistry
+from alertd.devtools.simulate import Received, Sink, Upstream
 from alertd.logs import SecretFilter
-from alertd.regions import RegionRegistry
-from alertd.simulate import Received, Sink, Upstream
-from alertd.store import Store
+from alertd.run.app import run_app, settings_secrets
+from alertd.store.sqlite import Store
 
 __all__ = ["BASE_DURATION", "MIN_DURATION", "RESIDENTS", "Resident", "run_demo"]
 

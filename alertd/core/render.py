@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from alertd.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel, Severity
+from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel, Severity
 
 __all__ = [
     "DEFAULT_LIMITS",

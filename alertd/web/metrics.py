@@ -4,7 +4,7 @@ A :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`
 (never the library's global default one), so two instances — two tests, say —
 never see each other's numbers, and nothing in the process is global.
 
-It is the daemon's :class:`~alertd.daemon.Hooks` (``poll_ok``, ``poll_failed``,
+It is the daemon's :class:`~alertd.run.daemon.Hooks` (``poll_ok``, ``poll_failed``,
 ``events``) and the dispatcher's hooks (``delivered``, ``failed``, ``dead``,
 ``superseded``). The outbox depth is read from the store only when scraped.
 """
@@ -19,7 +19,7 @@ from datetime import UTC
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from alertd.model import AlertEvent
+from alertd.core.model import AlertEvent
 
 __all__ = [
     "CONTENT_TYPE_LATEST",

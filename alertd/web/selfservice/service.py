@@ -1,6 +1,6 @@
 """The self-service operations, shared by the JSON API and the HTML pages.
 
-Every method either returns plain data or raises :class:`~alertd.selfservice.safety.Refusal`
+Every method either returns plain data or raises :class:`~alertd.web.selfservice.safety.Refusal`
 (an HTTP status plus an i18n key), and logs one line per outcome: created,
 confirmed, changed, deleted or refused, with the destination masked.
 """
@@ -19,23 +19,23 @@ from typing import Any
 from apprise import NotifyType
 
 from alertd.config import Settings
-from alertd.dispatch import load_channel, send_blocking
+from alertd.core.regions import RegionRegistry
 from alertd.logs import kv
-from alertd.regions import RegionRegistry
-from alertd.selfservice.i18n import LANGUAGES, OFFERED_KINDS, t
-from alertd.selfservice.safety import (
+from alertd.run.dispatch import load_channel, send_blocking
+from alertd.store.sqlite import Store, StoredSubscriber
+from alertd.web.selfservice.i18n import LANGUAGES, OFFERED_KINDS, t
+from alertd.web.selfservice.safety import (
     BuiltChannel,
     RateLimiter,
     Refusal,
     build_channel,
     check_target,
 )
-from alertd.selfservice.store import WebStore, WebSubscription
-from alertd.store import Store, StoredSubscriber
+from alertd.web.selfservice.store import WebStore, WebSubscription
 
 __all__ = ["SelfService", "Subscription"]
 
-log = logging.getLogger("alertd.selfservice")
+log = logging.getLogger("alertd.web.selfservice")
 
 #: The error a missing or malformed value of each channel kind gets.
 _VALUE_ERRORS = {"ntfy": "bad_topic", "telegram": "bad_chat_id", "email": "bad_email", "sms": "bad_phone"}

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from alertd.store import Store, StoredSubscriber
+from alertd.store.sqlite import Store, StoredSubscriber
 
 __all__ = ["WebStore", "WebSubscription"]
 
@@ -81,7 +81,7 @@ def _row(r: tuple) -> WebSubscription:
 
 
 class WebStore:
-    """Self-service queries over a :class:`alertd.store.Store` (same connection, same loop thread)."""
+    """Self-service queries over a :class:`alertd.store.sqlite.Store` (same connection, same loop thread)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from alertd.selfservice.http import client_of, language_of, read_body, secure
-from alertd.selfservice.i18n import KIND_LABELS, LANGUAGES, OFFERED_KINDS, t
-from alertd.selfservice.safety import Refusal
-from alertd.selfservice.service import SelfService, Subscription
+from alertd.web.selfservice.http import client_of, language_of, read_body, secure
+from alertd.web.selfservice.i18n import KIND_LABELS, LANGUAGES, OFFERED_KINDS, t
+from alertd.web.selfservice.safety import Refusal
+from alertd.web.selfservice.service import SelfService, Subscription
 
 __all__ = ["api_routes"]
 

@@ -7,7 +7,7 @@ ISO 3166-2 for the 27 first-level divisions (``UA-63``), ``ua:<alerts.in.ua uid>
 below that (``ua:6293`` is the city of Kharkiv).
 
 The data ships as ``alertd/data/regions.json``, generated offline by
-``python -m alertd.data.build_regions`` (see ``alertd/data/README.md``). A
+``python -m alertd.devtools.build_regions`` (see ``alertd/data/README.md``). A
 registry is immutable: "learning" new upstream ids returns a new registry, so a
 registry handed to a parser can never change under it.
 """
@@ -21,7 +21,7 @@ from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
-from alertd.model import Region, RegionLevel
+from alertd.core.model import Region, RegionLevel
 
 __all__ = [
     "SOURCES",

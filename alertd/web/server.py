@@ -31,8 +31,8 @@ from starlette.routing import BaseRoute, Route
 
 from alertd.config import Settings, SourceConfig
 from alertd.logs import kv
-from alertd.metrics import CONTENT_TYPE_LATEST, Metrics
-from alertd.store import SourceCursor
+from alertd.store.sqlite import SourceCursor
+from alertd.web.metrics import CONTENT_TYPE_LATEST, Metrics
 
 __all__ = [
     "DEFAULT_MAX_OUTBOX_LAG",
@@ -50,7 +50,7 @@ DEFAULT_MAX_OUTBOX_LAG = 300.0
 
 
 class HealthStore(Protocol):
-    """What ``/healthz`` reads from the store (:class:`alertd.store.Store` has both)."""
+    """What ``/healthz`` reads from the store (:class:`alertd.store.sqlite.Store` has both)."""
 
     def cursors(self) -> list[SourceCursor]: ...
     def oldest_pending(self) -> datetime | None: ...

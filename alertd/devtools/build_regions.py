@@ -1,6 +1,6 @@
 """Generate alertd/data/regions.json from the upstream location tables.
 
-Run offline, never at import time: ``python -m alertd.data.build_regions SRC_DIR``
+Run offline, never at import time: ``python -m alertd.devtools.build_regions SRC_DIR``
 where SRC_DIR holds ``alerts_in_ua/locations_uid_table_php.json``,
 ``alerts_in_ua/oblast_uids_and_iot_order.json`` and
 ``ukrainealarm/regions_excerpt_trimmed_jaam_uaapi.json`` (the shared feed samples).
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from alertd.model import Region, RegionLevel
-from alertd.regions import RegionRegistry, english_name, flatten_ukrainealarm_regions
+from alertd.core.model import Region, RegionLevel
+from alertd.core.regions import RegionRegistry, english_name, flatten_ukrainealarm_regions
 
 # ISO 3166-2:UA code -> (Ukrainian name as alerts.in.ua spells it, common English name).
 # English names follow current Ukrainian government usage (KMU 2010 transliteration,
@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry: build and write regions.json, printing notes to stderr."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path, help="directory with alerts_in_ua/ and ukrainealarm/ samples")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("regions.json"))
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "regions.json"
+    )
     args = parser.parse_args(argv)
     registry, notes = build(args.src)
     for note in notes:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from alertd.core.model import AlertEvent, AlertKind, Region, Severity
+from alertd.core.tracker import Active, Key, SourceEntry, SourceStatus, StepResult, TrackerState
 from alertd.errors import StoreError
-from alertd.model import AlertEvent, AlertKind, Region, Severity
-from alertd.tracker import Active, Key, SourceEntry, SourceStatus, StepResult, TrackerState
 
 SCHEMA_VERSION = 2
 
@@ -128,7 +128,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (outbox_id, attempt)
     );
     """,
-    # 2: residents' self-service subscriptions (alertd.selfservice.store). The subscriber
+    # 2: residents' self-service subscriptions (alertd.web.selfservice.store). The subscriber
     # itself is a row in ``subscribers`` (origin 'web', status pending -> active);
     # this table holds what only the web side needs. ``manage_token`` is kept as is
     # (the footer of every message carries it; it is as sensitive as the channel URL,
@@ -763,7 +763,7 @@ class Store:
 
     @staticmethod
     def subscribers_changed(db: sqlite3.Connection) -> None:
-        """For code writing ``subscribers`` rows inside its own :meth:`transaction` (alertd.selfservice)."""
+        """For code writing ``subscribers`` rows inside its own :meth:`transaction` (alertd.web.selfservice)."""
         Store._bump_subscribers(db)
 
     @staticmethod

@@ -30,8 +30,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from alertd.config import CHANNEL_PLACEHOLDERS, SelfServiceConfig
-from alertd.dispatch import load_channel, mask_channel
 from alertd.logs import mask_phone
+from alertd.run.dispatch import load_channel, mask_channel
 
 __all__ = [
     "METADATA_ADDRESSES",

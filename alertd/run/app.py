@@ -12,15 +12,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from alertd.config import Settings
-from alertd.daemon import Daemon, run_forever
-from alertd.dispatch import Dispatcher
+from alertd.core.model import AlertEvent
+from alertd.core.regions import RegionRegistry
+from alertd.core.route import Router, subscribers_from
 from alertd.logs import SecretFilter, kv, setup_logging
-from alertd.metrics import Metrics
-from alertd.model import AlertEvent
-from alertd.operators import OperatorNotifier
-from alertd.regions import RegionRegistry
-from alertd.route import Router, subscribers_from
-from alertd.store import OutboxRow, Store
+from alertd.run.daemon import Daemon, run_forever
+from alertd.run.dispatch import Dispatcher
+from alertd.run.operators import OperatorNotifier
+from alertd.store.sqlite import OutboxRow, Store
+from alertd.web.metrics import Metrics
 
 log = logging.getLogger("alertd")
 
@@ -139,7 +139,7 @@ async def run_app(
         )
         selfservice = None
         if settings.selfservice.enabled and settings.http.enabled:
-            from alertd.selfservice import SelfService
+            from alertd.web.selfservice import SelfService
 
             selfservice = SelfService(settings, store, registry)
         dispatcher = Dispatcher(
@@ -162,7 +162,7 @@ async def run_app(
             return 0
         background = [dispatcher.run]
         if settings.http.enabled:
-            from alertd.web import bind_socket, create_app, serve
+            from alertd.web.server import bind_socket, create_app, serve
 
             try:
                 sock = http_socket or bind_socket(settings.http.host, settings.http.port)
@@ -178,7 +178,7 @@ async def run_app(
                 routes=_selfservice_routes(selfservice),
             )
             if selfservice is not None:
-                from alertd.selfservice import attach
+                from alertd.web.selfservice import attach
 
                 attach(app, selfservice)
                 log.info("self-service page enabled " + kv(public_url=settings.selfservice.public_url))
@@ -198,9 +198,9 @@ async def run_app(
 
 
 def _selfservice_routes(selfservice: object | None) -> list:
-    """The residents' page and API routes, when self-service is enabled (alertd.selfservice)."""
+    """The residents' page and API routes, when self-service is enabled (alertd.web.selfservice)."""
     if selfservice is None:
         return []
-    from alertd.selfservice import routes
+    from alertd.web.selfservice import routes
 
     return routes()

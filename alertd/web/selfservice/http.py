@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from alertd.selfservice.i18n import pick_language
-from alertd.selfservice.safety import Refusal, client_address
+from alertd.web.selfservice.i18n import pick_language
+from alertd.web.selfservice.safety import Refusal, client_address
 
 __all__ = ["client_of", "language_of", "read_body", "secure"]
 

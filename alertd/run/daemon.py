@@ -23,14 +23,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from alertd.config import Settings, SourceConfig
+from alertd.core.model import AlertEvent, EventStatus, Snapshot
+from alertd.core.regions import RegionRegistry
+from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, unchanged_snapshot
 from alertd.errors import FetchError, ParseError
-from alertd.fetch import backoff_delay, make_client
 from alertd.logs import kv
-from alertd.model import AlertEvent, EventStatus, Snapshot
-from alertd.poll import fetch_ukrainealarm_regions, poll_source
-from alertd.regions import RegionRegistry
-from alertd.store import OutboxRouter, Store
-from alertd.tracker import TrackerPolicy, apply_snapshot, diff_notices, unchanged_snapshot
+from alertd.run.fetch import backoff_delay, make_client
+from alertd.run.poll import fetch_ukrainealarm_regions, poll_source
+from alertd.store.sqlite import OutboxRouter, Store
 
 log = logging.getLogger("alertd")
 

@@ -33,7 +33,7 @@ Every request is recorded (:meth:`Upstream.requests`): path, endpoint, headers,
 arrival time and the time the response was sent (``time.time()`` both), so tests can
 check conditional requests, auth headers, call order and measure latency.
 
-Run it as a process with ``python -m alertd.simulate --port 0``: it prints its URL.
+Run it as a process with ``python -m alertd.devtools.simulate --port 0``: it prints its URL.
 
 :class:`Sink` plays the other end: a local notification service on ``127.0.0.1``
 recording what Apprise ``json://`` channels post to it (one path per channel).
@@ -57,8 +57,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from alertd.model import AlertKind, Region, RegionLevel
-from alertd.regions import RegionRegistry
+from alertd.core.model import AlertKind, Region, RegionLevel
+from alertd.core.regions import RegionRegistry
 from alertd.sources import alerts_in_ua, ukrainealarm
 
 __all__ = [
@@ -100,7 +100,7 @@ _HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
     b"<body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
 )
-_DISCLAIMER = "Simulated by alertd.simulate for local testing; not real alert data."
+_DISCLAIMER = "Simulated by alertd.devtools.simulate for local testing; not real alert data."
 
 
 def _kind(value: str | AlertKind) -> AlertKind:
@@ -837,8 +837,10 @@ class Sink:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m alertd.simulate``: serve until interrupted, with optional starting alerts."""
-    parser = argparse.ArgumentParser(prog="python -m alertd.simulate", description=__doc__.splitlines()[0])
+    """``python -m alertd.devtools.simulate``: serve until interrupted, with optional starting alerts."""
+    parser = argparse.ArgumentParser(
+        prog="python -m alertd.devtools.simulate", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token", default="sim-token", help="token both upstreams require")

@@ -1,7 +1,7 @@
 """Residents subscribe themselves: a small web page and JSON API with double opt-in.
 
-Wiring (see :func:`alertd.app.run_app`): build one
-:class:`~alertd.selfservice.service.SelfService`, pass :func:`routes` to
+Wiring (see :func:`alertd.run.app.run_app`): build one
+:class:`~alertd.web.selfservice.service.SelfService`, pass :func:`routes` to
 :func:`alertd.web.create_app` and :func:`attach` the service to the app (the
 routes read it from ``app.state.selfservice``). The dispatcher takes
 ``service.footer_for`` to add "Manage or leave: <link>" under every message to a
@@ -17,9 +17,9 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from alertd.selfservice.api import api_routes
-from alertd.selfservice.pages import page_routes
-from alertd.selfservice.service import SelfService
+from alertd.web.selfservice.api import api_routes
+from alertd.web.selfservice.pages import page_routes
+from alertd.web.selfservice.service import SelfService
 
 __all__ = ["SelfService", "attach", "routes"]
 

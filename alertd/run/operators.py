@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
-from alertd.dispatch import Channel, isolate_apprise_logging, load_channel, send_blocking
+from alertd.core.model import AlertEvent
 from alertd.logs import kv
-from alertd.model import AlertEvent
+from alertd.run.dispatch import Channel, isolate_apprise_logging, load_channel, send_blocking
 
 __all__ = ["RATE_LIMIT", "OperatorNotifier"]
 
-log = logging.getLogger("alertd.operators")
+log = logging.getLogger("alertd.run.operators")
 
 #: Seconds between two messages with the same (kind, subject).
 RATE_LIMIT = 600.0

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from alertd.selfservice.http import client_of, language_of, read_body, secure
-from alertd.selfservice.i18n import KIND_LABELS, OFFERED_KINDS, labels, t
-from alertd.selfservice.safety import Refusal, csrf_token, csrf_valid
-from alertd.selfservice.service import SelfService
+from alertd.web.selfservice.http import client_of, language_of, read_body, secure
+from alertd.web.selfservice.i18n import KIND_LABELS, OFFERED_KINDS, labels, t
+from alertd.web.selfservice.safety import Refusal, csrf_token, csrf_valid
+from alertd.web.selfservice.service import SelfService
 
 __all__ = ["page_routes"]
 

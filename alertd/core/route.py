@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from alertd.config import Settings
-from alertd.model import AlertEvent, AlertKind, EventStatus, Region
-from alertd.regions import RegionRegistry
-from alertd.store import OutboxRow, StoredSubscriber
+from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region
+from alertd.core.regions import RegionRegistry
+from alertd.store.sqlite import OutboxRow, StoredSubscriber
 
 __all__ = ["Router", "Subscriber", "subscribers_from"]
 

@@ -51,15 +51,15 @@ from zoneinfo import ZoneInfo
 import apprise
 from pydantic import SecretStr
 
-from alertd import render
 from alertd.config import Settings, mask_url
+from alertd.core import render
+from alertd.core.model import AlertEvent, AlertKind, EventStatus
+from alertd.core.tracker import event_id
 from alertd.logs import kv, mask_phone
-from alertd.model import AlertEvent, AlertKind, EventStatus
-from alertd.store import OutboxItem, Outcome, Store
-from alertd.tracker import event_id
+from alertd.store.sqlite import OutboxItem, Outcome, Store
 
 if TYPE_CHECKING:
-    from alertd.operators import OperatorNotifier
+    from alertd.run.operators import OperatorNotifier
 
 __all__ = [
     "MAX_WORKERS",
@@ -74,7 +74,7 @@ __all__ = [
     "send_blocking",
 ]
 
-log = logging.getLogger("alertd.dispatch")
+log = logging.getLogger("alertd.run.dispatch")
 
 #: Threads are the unit of Apprise concurrency; beyond this many they cost more than they give.
 MAX_WORKERS = 256
@@ -93,7 +93,7 @@ _DIGITS = re.compile(r"\+?\d{8,}")
 
 
 # ------------------------------------------------------------------------------------------------
-# Apprise plumbing (shared with alertd.operators)
+# Apprise plumbing (shared with alertd.run.operators)
 
 
 def isolate_apprise_logging() -> None:
@@ -322,14 +322,14 @@ class Dispatcher:
     ) -> None:
         isolate_apprise_logging()
         # Self-service subscribers get "Manage or leave: <link>" under every message:
-        # footer_for(subscriber name, language) -> footer line or None (alertd.selfservice).
+        # footer_for(subscriber name, language) -> footer line or None (alertd.web.selfservice).
         self._footer_for = footer_for
         self.store = store
         self.settings = settings
         self.delivery = settings.delivery
         self.hooks: DispatchHooks = hooks if hooks is not None else NoHooks()
         if operators is None:
-            from alertd.operators import OperatorNotifier
+            from alertd.run.operators import OperatorNotifier
 
             operators = OperatorNotifier(
                 [u.get_secret_value() for u in settings.operators.urls], settings.operators.language

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 
 from alertd.config import DEFAULT_URLS, SourceConfig
+from alertd.core.model import Notice, Snapshot
+from alertd.core.regions import RegionRegistry
 from alertd.errors import FetchError, ParseError
-from alertd.fetch import fetch
-from alertd.model import Notice, Snapshot
-from alertd.regions import RegionRegistry
+from alertd.run.fetch import fetch
 from alertd.sources import alerts_in_ua, cap, oref, rss, ukrainealarm
-from alertd.store import SourceCursor
+from alertd.store.sqlite import SourceCursor
 
 #: type name → parse(body, *, source, registry, where, headers)
 PARSERS: dict[str, Callable[..., Any]] = {

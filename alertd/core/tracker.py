@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from alertd.model import (
+from alertd.core.model import (
     ActiveAlert,
     AlertEvent,
     AlertKind,
