@@ -23,7 +23,7 @@ The promises, and where they live:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from alertd.core.model import (
     ActiveAlert,
@@ -382,3 +382,21 @@ def unchanged_snapshot(state: TrackerState, source: str) -> Snapshot:
             if e.missing == 0
         ),
     )
+
+
+def shift_clock(state: TrackerState, step: timedelta) -> TrackerState:
+    """The state after the wall clock stepped by ``step``: hold timers keep their true length.
+
+    ``missing_since`` starts the explicit-end hold (Oref's hour). A forward step of three
+    hours must not make a minute-old absence look like three hours (a false all-clear), and
+    a backward step must not stretch it by the step either. Upstream times (starts, ends)
+    are the upstream's facts and are left alone.
+    """
+    entries = {
+        source: {
+            key: replace(entry, missing_since=entry.missing_since + step) if entry.missing_since else entry
+            for key, entry in by_key.items()
+        }
+        for source, by_key in state.entries.items()
+    }
+    return replace(state, entries=entries)

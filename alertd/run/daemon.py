@@ -20,14 +20,14 @@ from typing import Protocol
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from alertd.config import Settings, SourceConfig
 from alertd.core.model import AlertEvent, EventStatus, Snapshot
 from alertd.core.regions import RegionRegistry
-from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, unchanged_snapshot
+from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, shift_clock, unchanged_snapshot
 from alertd.errors import FetchError, ParseError
 from alertd.logs import kv
+from alertd.run.clock import ClockWatch, MonotonicInterval
 from alertd.run.fetch import backoff_delay, make_client
 from alertd.run.poll import fetch_ukrainealarm_regions, poll_source
 from alertd.store.sqlite import OutboxRouter, Store
@@ -112,6 +112,7 @@ class Daemon:
         self._inflight: set[asyncio.Task[object]] = set()
         self._regions_learned: dict[str, float] = {}  # monotonic time of the last region-list fetch
         self.sources = [s for s in settings.sources if s.enabled]
+        self._scheduler: AsyncIOScheduler | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -291,20 +292,41 @@ class Daemon:
 
     # -- scheduling ------------------------------------------------------------------
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        """One job per source on the monotonic clock (see :mod:`alertd.run.clock`).
+
+        ``misfire_grace_time=None``: a poll that comes late (a stalled loop, a clock step)
+        still runs, once (``coalesce``), instead of being dropped as "missed".
+        """
+        self._scheduler = scheduler
         start = datetime.now(UTC)
         for i, cfg in enumerate(self.sources):
             scheduler.add_job(
                 self.poll,
-                IntervalTrigger(seconds=cfg.interval, jitter=cfg.jitter or None),
+                MonotonicInterval(cfg.interval, jitter=cfg.jitter or None),
                 args=[cfg],
                 id=f"poll:{cfg.name}",
                 name=f"poll {cfg.name}",
                 max_instances=1,
                 coalesce=True,
-                misfire_grace_time=max(1, int(cfg.interval)),
+                misfire_grace_time=None,
                 # the first poll of every source right away, spread by a few ms
                 next_run_time=start + timedelta(milliseconds=20 * i),
             )
+
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock jumped by ``step`` seconds: poll now, keep hold timers true.
+
+        APScheduler keeps its next run times in wall time; after a step they are an hour
+        away (back) or an hour overdue (forward). Pulling every job to "now" restarts the
+        monotonic chain; shifting the tracker's ``missing_since`` keeps Oref's end hold as
+        long as it really was.
+        """
+        self.state = shift_clock(self.state, timedelta(seconds=step))
+        if self._scheduler is None:
+            return
+        now = datetime.now(UTC)
+        for i, job in enumerate(self._scheduler.get_jobs()):
+            job.modify(next_run_time=now + timedelta(milliseconds=20 * i))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -331,6 +353,8 @@ async def run_forever(
     daemon.schedule(scheduler)
     tasks = [asyncio.ensure_future(factory(stop)) for factory in (background or [])]  # type: ignore[arg-type]
     scheduler.start()
+    watch = ClockWatch()
+    tasks.append(asyncio.ensure_future(watch.run(stop, daemon.clock_stepped)))
     log.info("alertd running " + kv(sources=len(daemon.sources), state=str(daemon.store.path)))
     try:
         await stop.wait()
