@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- parse ------------------------------------------------------------------------------
 def _parse_record(item: object) -> dict:
-    from alertd.core.model import ActiveAlert, Notice
+    from alertd.core.model import ActiveAlert, Notice, iso_utc
 
     if isinstance(item, ActiveAlert):
         record = {
@@ -203,21 +203,17 @@ def _parse_record(item: object) -> dict:
                 "oblast": item.region.oblast,
             },
             "source_id": item.source_id,
-            "started_at": _iso(item.started_at),
+            "started_at": iso_utc(item.started_at),
         }
         if item.ended_at is not None:
-            record["ended_at"] = _iso(item.ended_at)
+            record["ended_at"] = iso_utc(item.ended_at)
         return record
     assert isinstance(item, Notice)
     data = item.model_dump(mode="json", exclude_none=True)
-    data["published_at"] = _iso(item.published_at)
-    data["updated_at"] = _iso(item.updated_at)
+    data["published_at"] = iso_utc(item.published_at)
+    data["updated_at"] = iso_utc(item.updated_at)
     data["kind"] = str(item.kind)
     return data
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -299,6 +295,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # -- status -----------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
+    from alertd.core.model import iso_utc
     from alertd.store.sqlite import Store
 
     settings, _registry = _load(args)
@@ -321,7 +318,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                             "region": a.region.code,
                             "name": a.region.name(settings.language),
                             "kind": str(a.kind),
-                            "started_at": _iso(a.started_at),
+                            "started_at": iso_utc(a.started_at),
                             "source": a.source,
                         }
                         for a in active
@@ -340,7 +337,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"active alerts: {len(active)}")
     for a in active:
         print(
-            f"  {a.kind:<14} {a.region.code:<10} {a.region.name(settings.language)}  since {_iso(a.started_at)}  ({a.source})"
+            f"  {a.kind:<14} {a.region.code:<10} {a.region.name(settings.language)}  since {iso_utc(a.started_at)}  ({a.source})"
         )
     print("sources:")
     now = datetime.now(UTC)
@@ -363,11 +360,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cursor_json(c) -> dict | None:
+    from alertd.core.model import iso_utc
+
     if c is None:
         return None
     return {
-        "last_success": _iso(c.last_success),
-        "last_attempt": _iso(c.last_attempt),
+        "last_success": iso_utc(c.last_success),
+        "last_attempt": iso_utc(c.last_attempt),
         "consecutive_failures": c.consecutive_failures,
         "last_error": c.last_error,
     }

@@ -31,6 +31,19 @@ def _utc(value: datetime) -> datetime:
 UTCDateTime = Annotated[datetime, AfterValidator(_utc)]
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """``2026-11-25T14:03:07Z``: the one way alertd shows a moment to people and to JSON readers.
+
+    Whole seconds and a ``Z``, because operators compare these by eye across log lines, ``status
+    --json`` and ``/healthz``; a naive value is taken as UTC already (the store keeps UTC only).
+    """
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class AlertKind(StrEnum):
     """What kind of danger an alert is about; each source maps its codes here."""
 

@@ -39,7 +39,7 @@ from typing import TextIO
 from alertd.config import Settings, load_settings
 from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import Received, Sink, Upstream
-from alertd.logs import SecretFilter
+from alertd.logs import SecretFilter, fields_of, format_fields
 from alertd.run.app import run_app, settings_secrets
 from alertd.store.sqlite import Store
 
@@ -133,7 +133,9 @@ class _LogToNarrator(logging.Handler):
             text = record.getMessage()
             if record.levelno < logging.WARNING and not text.startswith(_SHOWN_INFO):
                 return
-            text = _ID_FIELD.sub("", text)
+            # the event id means nothing to a demo viewer; every other fact is shown as logged
+            shown = format_fields({k: v for k, v in fields_of(record).items() if k != "id"})
+            text = _ID_FIELD.sub("", f"{text} {shown}" if shown else text)
             level = "" if record.levelno == logging.INFO else f"{record.levelname} "
             self.narrator.say("alertd", level + text, "2")
         except Exception:

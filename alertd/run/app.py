@@ -6,7 +6,6 @@ Everything is constructed here and passed in; no module holds process state.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,14 +14,14 @@ from alertd.config import Settings
 from alertd.core.model import AlertEvent
 from alertd.core.regions import RegionRegistry
 from alertd.core.route import Router, subscribers_from
-from alertd.logs import SecretFilter, kv, setup_logging
+from alertd.logs import SecretFilter, get_logger, setup_logging
 from alertd.run.daemon import Daemon, run_forever
 from alertd.run.dispatch import Dispatcher
 from alertd.run.operators import OperatorNotifier
 from alertd.store.sqlite import OutboxRow, Store
 from alertd.web.metrics import Metrics
 
-log = logging.getLogger("alertd")
+log = get_logger(__name__)
 
 
 def settings_secrets(settings: Settings) -> list[str]:
@@ -60,7 +59,7 @@ class LiveRouter:
             subscribers = subscribers_from(self.settings, self.store.subscribers())
             self._router = Router(subscribers, self.registry)
             self._version = version
-            log.info("subscribers loaded " + kv(subscribers=len(subscribers)))
+            log.info("subscribers loaded", subscribers=len(subscribers))
         return self._router
 
     def __call__(self, event: AlertEvent) -> list[OutboxRow]:
@@ -98,8 +97,11 @@ class ProcessHooks:
         down_for = (datetime.now(UTC) - since).total_seconds()
         if down_for >= allowance:
             log.error(
-                "source down longer than its allowance "
-                + kv(source=source, down_for=f"{down_for:.0f}s", allowance=f"{allowance:.0f}s", error=error)
+                "source down longer than its allowance",
+                source=source,
+                down_for=f"{down_for:.0f}s",
+                allowance=f"{allowance:.0f}s",
+                error=error,
             )
             self.store.set_down_reported(source, True)
             self._spawn(self.operators.source_down(source, since, error, allowance))
@@ -167,7 +169,7 @@ async def run_app(
             try:
                 sock = http_socket or bind_socket(settings.http.host, settings.http.port)
             except OSError as exc:
-                log.error(f"cannot listen on {settings.http.listen}: {exc.strerror or exc}")
+                log.error("cannot listen", listen=settings.http.listen, error=exc.strerror or str(exc))
                 return 1
             app = create_app(
                 settings=settings,
@@ -181,11 +183,11 @@ async def run_app(
                 from alertd.web.selfservice import attach
 
                 attach(app, selfservice)
-                log.info("self-service page enabled " + kv(public_url=settings.selfservice.public_url))
+                log.info("self-service page enabled", public_url=settings.selfservice.public_url)
             background.append(
                 lambda stop_event: serve(app, settings.http.host, settings.http.port, stop_event, sock=sock)
             )
-            log.info("http listening " + kv(address=settings.http.listen))
+            log.info("http listening", address=settings.http.listen)
         if on_ready is not None:
             on_ready()
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -30,7 +29,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertd.config import Settings, SourceConfig
-from alertd.logs import kv
+from alertd.core.model import iso_utc
+from alertd.logs import get_logger
 from alertd.store.sqlite import SourceCursor
 from alertd.web.metrics import CONTENT_TYPE_LATEST, Metrics
 
@@ -43,7 +43,7 @@ __all__ = [
     "serve",
 ]
 
-log = logging.getLogger("alertd")
+log = get_logger(__name__)
 
 #: Seconds the oldest undelivered outbox row may wait before /healthz says the dispatcher lags.
 DEFAULT_MAX_OUTBOX_LAG = 300.0
@@ -54,10 +54,6 @@ class HealthStore(Protocol):
 
     def cursors(self) -> list[SourceCursor]: ...
     def oldest_pending(self) -> datetime | None: ...
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def health(
@@ -99,13 +95,13 @@ def health(
         ok = age <= allowance
         entry: dict[str, Any] = {
             "ok": ok,
-            "last_success": _iso(cursor.last_success),
+            "last_success": iso_utc(cursor.last_success),
             "allowance_seconds": allowance,
         }
         if cursor.consecutive_failures or not ok:
             entry.update(
                 consecutive_failures=cursor.consecutive_failures,
-                failing_since=_iso(cursor.failing_since),
+                failing_since=iso_utc(cursor.failing_since),
                 last_error=scrub(cursor.last_error) if cursor.last_error else None,
             )
         if not ok:
@@ -123,7 +119,7 @@ def health(
     outbox_ok = lag <= max_outbox_lag
     outbox: dict[str, Any] = {
         "ok": outbox_ok,
-        "oldest_pending": _iso(outbox_oldest),
+        "oldest_pending": iso_utc(outbox_oldest),
         "lag_seconds": round(lag, 3),
         "max_lag_seconds": max_outbox_lag,
     }
@@ -133,8 +129,8 @@ def health(
     ok = not failing and outbox_ok
     body: dict[str, Any] = {
         "status": "ok" if ok else "failing",
-        "checked_at": _iso(now),
-        "started_at": _iso(started_at),
+        "checked_at": iso_utc(now),
+        "started_at": iso_utc(started_at),
         "failing": failing,
         "sources": report,
         "outbox": outbox,
@@ -183,7 +179,7 @@ def create_app(
         try:
             ok, body = check()
         except Exception as exc:  # the state file locked or gone: that is unhealthy, not a 500
-            log.warning("healthz check failed " + kv(error=f"{type(exc).__name__}: {exc}"))
+            log.warning("healthz check failed", error=f"{type(exc).__name__}: {exc}")
             ok, body = False, {"status": "failing", "error": f"health check failed: {type(exc).__name__}"}
         return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
@@ -272,15 +268,15 @@ async def serve(
         while not (server.started or task.done() or stop.is_set()):
             await asyncio.wait({task, stopper}, timeout=0.05)
         if server.started:
-            log.info("http server listening " + kv(listen=listen))
+            log.info("http server listening", listen=listen)
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if task.done() and not stop.is_set():
             task.result()  # the server ended on its own: raise its error, if any
-            log.error("http server stopped unexpectedly " + kv(listen=listen))
+            log.error("http server stopped unexpectedly", listen=listen)
             return
         server.should_exit = True
         await task
-        log.info("http server stopped " + kv(listen=listen))
+        log.info("http server stopped", listen=listen)
     except asyncio.CancelledError:
         # cancelled rather than stopped: still close the listener, quickly
         server.should_exit = server.force_exit = True
