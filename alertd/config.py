@@ -262,6 +262,29 @@ def _split_host_port(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class CapOutConfig(_Frozen):
+    """alertd's alerts as an OASIS CAP 1.2 feed for others (``/cap/alerts.atom``); off by default."""
+
+    enabled: bool = Field(default=False, description="Serve /cap/alerts.atom and /cap/<identifier>.xml.")
+    sender: str = Field(
+        default="alertd",
+        pattern=r"^[^\s,<&]+$",
+        max_length=200,
+        description="CAP <sender>: globally unique, e.g. alerts@your-ngo.org (no spaces, commas, < or &).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+",
+        description="Base URL readers reach the feed at (links in the index); default: the request's own.",
+    )
+    window: float = Field(
+        default=86400.0, ge=3600, le=30 * 86400, description="Seconds an ended alert stays in the index."
+    )
+    max_age: int = Field(
+        default=10, ge=0, le=3600, description="Cache-Control max-age of the index, in seconds."
+    )
+
+
 class TrackerConfig(_Frozen):
     """Knobs of the alert-correctness rules (DESIGN §3)."""
 
@@ -422,6 +445,9 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig, description="Outbox dispatcher knobs.")
     selfservice: SelfServiceConfig = Field(
         default_factory=SelfServiceConfig, description="Residents' self-service page and API."
+    )
+    cap_out: CapOutConfig = Field(
+        default_factory=CapOutConfig, description="CAP 1.2 feed of alertd's alerts for others."
     )
     templates: dict[str, str] = Field(
         default_factory=dict,
@@ -790,6 +816,8 @@ def semantic_problems(
         problems.append(
             "selfservice.enabled: the self-service page needs the HTTP server ([http] enabled = true)"
         )
+    if settings.cap_out.enabled and not settings.http.enabled:
+        problems.append("cap_out.enabled: the CAP feed is served by the HTTP server ([http] enabled = true)")
     return problems
 
 

@@ -177,7 +177,7 @@ async def run_app(
                 metrics=metrics,
                 started_at=started_at,
                 redact=SecretFilter(secrets).scrub,
-                routes=_selfservice_routes(selfservice),
+                routes=_selfservice_routes(selfservice) + _cap_routes(settings, store, daemon, started_at),
             )
             if selfservice is not None:
                 from alertd.web.selfservice import attach
@@ -197,6 +197,19 @@ async def run_app(
         return 0
     finally:
         store.close()
+
+
+def _cap_routes(settings: Settings, store: Store, daemon: Daemon, started_at: datetime) -> list:
+    """``/cap/alerts.atom`` and ``/cap/<identifier>.xml`` when ``[cap_out] enabled`` (alertd.web.cap)."""
+    if not settings.cap_out.enabled:
+        return []
+    from alertd.web.cap import cap_routes
+
+    log.info("CAP feed enabled " + kv(path="/cap/alerts.atom"))
+    # the daemon's registry, not the start-up one: it learns upstream region ids daily
+    return cap_routes(
+        settings.cap_out, store, lambda code: daemon.registry.source_ids_of(code), started_at=started_at
+    )
 
 
 def _selfservice_routes(selfservice: object | None) -> list:

@@ -783,6 +783,15 @@ class Store:
             for r in self._db.execute("SELECT payload FROM events WHERE seq > ? ORDER BY seq", (since_seq,))
         ]
 
+    def events_since(self, since: datetime) -> list[AlertEvent]:
+        """Events observed at or after ``since``, oldest first (the CAP feed's recent window)."""
+        return [
+            AlertEvent.model_validate_json(r[0])
+            for r in self._db.execute(
+                "SELECT payload FROM events WHERE observed_at >= ? ORDER BY seq", (_ts(since),)
+            )
+        ]
+
     def event(self, event_id: str) -> AlertEvent | None:
         row = self._db.execute("SELECT payload FROM events WHERE id = ?", (event_id,)).fetchone()
         return AlertEvent.model_validate_json(row[0]) if row else None
