@@ -205,7 +205,7 @@ def _cap_routes(settings: Settings, store: Store, daemon: Daemon, started_at: da
         return []
     from alertd.web.cap import cap_routes
 
-    log.info("CAP feed enabled " + kv(path="/cap/alerts.atom"))
+    log.info("CAP feed enabled", path="/cap/alerts.atom")
     # the daemon's registry, not the start-up one: it learns upstream region ids daily
     return cap_routes(
         settings.cap_out, store, lambda code: daemon.registry.source_ids_of(code), started_at=started_at
