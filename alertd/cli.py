@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alertd import __version__
+from alertd.core.languages import LANGUAGES
 from alertd.errors import ConfigError, ParseError, StoreError
 
 EXIT_OK = 0
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE|CC",
         help="hear advisories of this source name or ISO country code; repeatable",
     )
-    a.add_argument("--language", choices=("uk", "en"), help="message language (default: the configured one)")
+    a.add_argument("--language", choices=LANGUAGES, help="message language (default: the configured one)")
     a.add_argument(
         "--url", action="append", default=[], metavar="APPRISE_URL", required=True, help="channel; repeatable"
     )
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--url", action="append", default=[], metavar="APPRISE_URL", help="this channel (no config needed)"
     )
-    p.add_argument("--language", choices=("uk", "en"), help="message language")
+    p.add_argument("--language", choices=LANGUAGES, help="message language")
 
     p = sub.add_parser("regions", help="find region codes by name (Ukrainian or English)")
     p.add_argument("query", nargs="?", help="part of a place name; without it, the 27 first-level divisions")
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--language",
-        choices=("uk", "en"),
+        choices=LANGUAGES,
         default="uk",
         help="message language of the residents (default uk; one resident always reads English)",
     )

@@ -50,6 +50,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from alertd.core.languages import Language
 from alertd.core.model import AlertKind, Region
 from alertd.errors import ConfigError
 
@@ -81,7 +82,6 @@ ENV_CONFIG = "ALERTD_CONFIG"
 ENV_CREDENTIALS = "CREDENTIALS_DIRECTORY"
 
 SourceType = Literal["alerts_in_ua", "ukrainealarm", "rss", "cap", "oref"]
-Language = Literal["uk", "en"]
 
 #: Endpoint used when a source gives no ``url``. rss and cap have none: they are generic.
 DEFAULT_URLS: dict[str, str] = {

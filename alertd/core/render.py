@@ -39,6 +39,9 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from alertd.core.kinds import advice as kind_advice
+from alertd.core.kinds import is_over, kind_name
+from alertd.core.languages import LANGUAGES, language_of
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel, Severity
 
 __all__ = [
@@ -54,8 +57,6 @@ __all__ = [
     "sms_length",
     "validate_templates",
 ]
-
-LANGUAGES: tuple[str, ...] = ("uk", "en")
 
 # Apprise NotifyType values (apprise.NotifyType), kept as plain strings so this module stays light.
 INFO, SUCCESS, WARNING, FAILURE = "info", "success", "warning", "failure"
@@ -267,118 +268,10 @@ def _sms_clean(text: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _KindText:
-    """Names of one kind: start name, end name, advice sentence, and Ukrainian "is over" agreeing in gender."""
-
-    uk_start: str
-    uk_end: str
-    en_start: str
-    en_end: str
-    uk_advice: str = ""
-    en_advice: str = ""
-    uk_over: str = "вже завершилась"  # feminine names (тривога, загроза, небезпека)
-
-
-_SHELTER = ("Пройдіть в укриття.", "Go to a shelter.")
-_INDOORS = ("Залишайтеся в приміщенні, зачиніть вікна.", "Stay indoors, close the windows.")
-_NEUTER_OVER = "вже завершилося"
-
-_KINDS: dict[AlertKind, _KindText] = {
-    AlertKind.AIR_RAID: _KindText(
-        "Повітряна тривога", "Відбій тривоги", "Air raid alert", "All clear", *_SHELTER
-    ),
-    AlertKind.ARTILLERY: _KindText(
-        "Загроза артобстрілу",
-        "Відбій загрози артобстрілу",
-        "Artillery shelling threat",
-        "Artillery threat over",
-        *_SHELTER,
-    ),
-    AlertKind.URBAN_FIGHTS: _KindText(
-        "Загроза вуличних боїв",
-        "Відбій загрози вуличних боїв",
-        "Urban fighting threat",
-        "Urban fighting threat over",
-        "Залишайтеся в укритті.",
-        "Stay in a shelter.",
-    ),
-    AlertKind.CHEMICAL: _KindText(
-        "Хімічна загроза", "Відбій хімічної загрози", "Chemical threat", "Chemical threat over", *_INDOORS
-    ),
-    AlertKind.NUCLEAR: _KindText(
-        "Радіаційна загроза",
-        "Відбій радіаційної загрози",
-        "Radiation threat",
-        "Radiation threat over",
-        *_INDOORS,
-    ),
-    AlertKind.DRONES: _KindText(
-        "Загроза ударних БпЛА", "Відбій загрози БпЛА", "Attack drone threat", "Drone threat over", *_SHELTER
-    ),
-    AlertKind.MISSILES: _KindText(
-        "Ракетна небезпека", "Відбій ракетної небезпеки", "Missile threat", "Missile threat over", *_SHELTER
-    ),
-    AlertKind.HOSTILE_AIRCRAFT: _KindText(
-        "Загроза ворожої авіації",
-        "Відбій загрози авіації",
-        "Hostile aircraft threat",
-        "Hostile aircraft threat over",
-        *_SHELTER,
-    ),
-    AlertKind.EARTHQUAKE: _KindText(
-        "Попередження про землетрус",
-        "Відбій попередження про землетрус",
-        "Earthquake warning",
-        "Earthquake warning over",
-        "Пригніться, укрийтеся, тримайтеся.",
-        "Drop, cover and hold on.",
-        _NEUTER_OVER,
-    ),
-    AlertKind.TSUNAMI: _KindText(
-        "Загроза цунамі",
-        "Відбій загрози цунамі",
-        "Tsunami threat",
-        "Tsunami threat over",
-        "Відійдіть від узбережжя на висоту.",
-        "Move away from the coast to high ground.",
-    ),
-    AlertKind.HAZMAT: _KindText(
-        "Загроза викиду небезпечних речовин",
-        "Відбій загрози небезпечних речовин",
-        "Hazardous materials threat",
-        "Hazardous materials threat over",
-        *_INDOORS,
-    ),
-    AlertKind.INFILTRATION: _KindText(
-        "Загроза проникнення ворога",
-        "Відбій загрози проникнення",
-        "Hostile infiltration threat",
-        "Infiltration threat over",
-        "Зачиніть двері, залишайтеся в приміщенні.",
-        "Lock the doors, stay indoors.",
-    ),
-    AlertKind.ADVISORY: _KindText(
-        "Попередження", "Попередження скасовано", "Advisory", "Advisory lifted", uk_over=_NEUTER_OVER
-    ),
-    AlertKind.INFO: _KindText(
-        "Повідомлення", "Повідомлення завершено", "Notice", "Notice ended", uk_over=_NEUTER_OVER
-    ),
-    AlertKind.UNKNOWN: _KindText(
-        "Тривога",
-        "Відбій тривоги",
-        "Alert",
-        "All clear",
-        "Дотримуйтеся вказівок влади.",
-        "Follow official instructions.",
-    ),
-}
-
 _WORDS: dict[str, dict[str, str]] = {
     "uk": {
         "min": "хв",
         "hour": "год",
-        "over": "",  # per kind (gender)
         "since": "з",
         "update": "Оновлення",
         "updated": "Оновлено",
@@ -390,7 +283,6 @@ _WORDS: dict[str, dict[str, str]] = {
     "en": {
         "min": "min",
         "hour": "h",
-        "over": "now over",
         "since": "since",
         "update": "Update",
         "updated": "Updated",
@@ -400,30 +292,6 @@ _WORDS: dict[str, dict[str, str]] = {
         "test_advice": "This channel works.",
     },
 }
-
-
-def _lang(language: str) -> str:
-    """uk or en; anything else reads English (the wider-understood fallback)."""
-    return "uk" if language.lower().startswith("uk") else "en"
-
-
-def kind_name(kind: AlertKind, language: str, *, end: bool = False) -> str:
-    """The name of a kind's start ("Повітряна тривога") or end ("Відбій тривоги") in a language."""
-    text = _KINDS.get(kind, _KINDS[AlertKind.UNKNOWN])
-    if _lang(language) == "uk":
-        return text.uk_end if end else text.uk_start
-    return text.en_end if end else text.en_start
-
-
-def _advice(kind: AlertKind, lang: str) -> str:
-    text = _KINDS.get(kind, _KINDS[AlertKind.UNKNOWN])
-    return text.uk_advice if lang == "uk" else text.en_advice
-
-
-def _over(kind: AlertKind, lang: str) -> str:
-    if lang == "en":
-        return _WORDS["en"]["over"]
-    return _KINDS.get(kind, _KINDS[AlertKind.UNKNOWN]).uk_over
 
 
 # ---------------------------------------------------------------------------
@@ -566,7 +434,7 @@ def _regional_draft(
             emoji="⚪",
             prefix=f"{name} {span}{sep}",
             region=region,
-            suffix=f", {_over(event.kind, lang)}",
+            suffix=f", {is_over(event.kind, lang)}",
             notify_type=SUCCESS,
         )
     if event.status is EventStatus.ENDED:
@@ -601,7 +469,7 @@ def _regional_draft(
         region=region,
         suffix=f", {_clock(started, zone, observed)}",
         notify_type=FAILURE,
-        advice=_advice(event.kind, lang),
+        advice=kind_advice(event.kind, lang),
     )
 
 
@@ -936,7 +804,7 @@ def render(
     and is the first thing dropped. ``test`` renders a clearly marked test
     message. Templates apply to ordinary notices only, not to combined or test ones.
     """
-    lang = _lang(language)
+    lang = language_of(language)
     zone = _zone(tz)
     draft = _builtin_draft(event, lang, zone, combined_start, test)
     if templates and not test and combined_start is None:

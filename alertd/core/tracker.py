@@ -147,6 +147,9 @@ def apply_snapshot(
 ) -> StepResult:
     """Diff one good poll of a state feed against what is known.
 
+    The steps: merge the payload's rows into one report per (region, kind); hold a suspicious
+    empty answer; start or update what is reported; end or count down what is no longer reported.
+
     ``silent_sources`` are sources whose last word no longer counts: down longer than
     their allowance, or no longer configured. Their old reports must not hold an alert
     open after every live source has confirmed its end — the all-clear matters as
@@ -155,9 +158,48 @@ def apply_snapshot(
     src = snapshot.source
     status = state.sources.get(src, SourceStatus())
     old_entries = state.entries.get(src, {})
-    notes: list[str] = []
+    reported, explicit_ends = _one_report_per_key(snapshot)
 
-    # Several rows for the same (region, kind) in one payload are one alert: keep the earliest start.
+    if _suspicious_drop(reported, explicit_ends, status, policy):
+        note = (
+            f"suspicious poll held: {src} reported no alerts where it had {status.last_count}; "
+            "state unchanged until it repeats"
+        )
+        sources = {**state.sources, src: replace(status, suspect=status.suspect + 1)}
+        return StepResult(replace(state, sources=sources), [], [note], frozenset(), True, held=True)
+
+    diff = _Diff(state, src, now, silent_sources, announce=policy.announce_existing or status.baseline_done)
+    for key, alert in reported.items():
+        diff.reported(key, alert, old_entries.get(key))
+    for key, old in old_entries.items():
+        if key in reported:
+            continue
+        if key in explicit_ends:
+            diff.end(key, explicit_ends[key].ended_at or now)
+        else:
+            diff.missing(key, old, policy)
+
+    # An explicit end for an alert only another source reported: that source will confirm it.
+    new_entries = {**state.entries, src: diff.entries}
+    if not diff.entries:
+        new_entries.pop(src, None)
+    new_status = SourceStatus(baseline_done=True, last_count=len(reported), suspect=0)
+    new_state = TrackerState(
+        entries=new_entries,
+        active=diff.active,
+        sources={**state.sources, src: new_status},
+        recent_ends=diff.recent_ends,
+    )
+    source_changed = diff.entries != old_entries or new_status != status
+    return StepResult(new_state, diff.events, diff.notes, frozenset(diff.changed), source_changed)
+
+
+def _one_report_per_key(snapshot: Snapshot) -> tuple[dict[Key, ActiveAlert], dict[Key, ActiveAlert]]:
+    """The alerts a payload reports, one per (region, kind), and its explicit ends of others.
+
+    Several rows for the same (region, kind) in one payload are one alert: the earliest start wins.
+    An end record for a key the same payload still reports as active is ignored.
+    """
     reported: dict[Key, ActiveAlert] = {}
     for alert in snapshot.alerts:
         prev = reported.get(alert.key)
@@ -166,34 +208,50 @@ def apply_snapshot(
         ):
             reported[alert.key] = alert
     explicit_ends = {a.key: a for a in snapshot.ended if a.key not in reported}
+    return reported, explicit_ends
 
-    if (
+
+def _suspicious_drop(
+    reported: dict[Key, ActiveAlert],
+    explicit_ends: dict[Key, ActiveAlert],
+    status: SourceStatus,
+    policy: TrackerPolicy,
+) -> bool:
+    """Dozens of alerts and then none at all, with no end record: held once, believed when repeated."""
+    return (
         policy.suspicious_drop > 0
         and not reported
         and not explicit_ends
         and status.last_count >= policy.suspicious_drop
         and status.suspect == 0
-    ):
-        notes.append(
-            f"suspicious poll held: {src} reported no alerts where it had {status.last_count}; "
-            "state unchanged until it repeats"
-        )
-        new_status = replace(status, suspect=status.suspect + 1)
-        sources = {**state.sources, src: new_status}
-        return StepResult(replace(state, sources=sources), [], notes, frozenset(), True, held=True)
+    )
 
-    baseline = not status.baseline_done
-    announce = policy.announce_existing or not baseline
-    entries: dict[Key, SourceEntry] = {}
-    active = dict(state.active)
-    recent_ends = dict(state.recent_ends)
-    events: list[AlertEvent] = []
-    changed: set[Key] = set()
 
-    for key, alert in reported.items():
-        old = old_entries.get(key)
-        started_at = alert.started_at or (old.started_at if old else now)
-        entry = SourceEntry(
+class _Diff:
+    """The working copies one good poll of one source changes, and what it yields.
+
+    Lives for one :func:`apply_snapshot` call only; the state passed in is never mutated.
+    """
+
+    def __init__(
+        self, state: TrackerState, src: str, now: datetime, silent_sources: frozenset[str], *, announce: bool
+    ) -> None:
+        self.state = state
+        self.src = src
+        self.now = now
+        self.silent_sources = silent_sources
+        self.announce = announce  # False on a baseline poll: record what is active, do not announce it
+        self.entries: dict[Key, SourceEntry] = {}
+        self.active = dict(state.active)
+        self.recent_ends = dict(state.recent_ends)
+        self.events: list[AlertEvent] = []
+        self.notes: list[str] = []
+        self.changed: set[Key] = set()
+
+    def reported(self, key: Key, alert: ActiveAlert, old: SourceEntry | None) -> None:
+        """The source reports ``alert``: remember its entry; start the alert or update it."""
+        started_at = alert.started_at or (old.started_at if old else self.now)
+        self.entries[key] = SourceEntry(
             region=alert.region,
             kind=alert.kind,
             source_id=alert.source_id,
@@ -201,93 +259,84 @@ def apply_snapshot(
             severity=alert.severity,
             details=alert.details,
         )
-        entries[key] = entry
-        current = active.get(key)
+        current = self.active.get(key)
         if current is None:
-            previous = recent_ends.get(key)
-            if previous is not None and started_at <= previous:
-                # Announced as over, now back with its old start time: for the people
-                # who heard the all-clear it is a new alert, from now on.
-                started_at = now
-            current = Active(
-                region=alert.region,
-                kind=alert.kind,
-                started_at=started_at,
-                source=src,
-                start_event_id=event_id(key[0], key[1], started_at, EventStatus.STARTED),
-                announced=announce,
-                severity=alert.severity,
-            )
-            active[key] = current
-            changed.add(key)
-            if announce:
-                events.append(_state_event(current, EventStatus.STARTED, src, now))
-            else:
-                notes.append(
-                    f"alert already active at first poll, recorded not announced: {alert.kind} "
-                    f"{alert.region.code} {alert.region.name()} source={src}"
-                )
+            self._start(key, alert, started_at)
         elif (
             old is not None
-            and current.source == src
+            and current.source == self.src
             and (old.severity != alert.severity or old.details != alert.details)
         ):
             # Only the source that started an alert may update it: two sources
             # describing it differently must not ping-pong updates.
-            updated = replace(current, severity=alert.severity)
-            active[key] = updated
-            changed.add(key)
-            update_id = AlertEvent.make_id(updated.start_event_id, "updated", alert.severity, alert.details)
-            events.append(
-                _state_event(updated, EventStatus.UPDATED, src, now).model_copy(
-                    update={"id": update_id, "body": alert.details}
-                )
+            self._update(key, current, alert)
+
+    def _start(self, key: Key, alert: ActiveAlert, started_at: datetime) -> None:
+        previous = self.recent_ends.get(key)
+        if previous is not None and started_at <= previous:
+            # Announced as over, now back with its old start time: for the people
+            # who heard the all-clear it is a new alert, from now on.
+            started_at = self.now
+        current = Active(
+            region=alert.region,
+            kind=alert.kind,
+            started_at=started_at,
+            source=self.src,
+            start_event_id=event_id(key[0], key[1], started_at, EventStatus.STARTED),
+            announced=self.announce,
+            severity=alert.severity,
+        )
+        self.active[key] = current
+        self.changed.add(key)
+        if self.announce:
+            self.events.append(_state_event(current, EventStatus.STARTED, self.src, self.now))
+        else:
+            self.notes.append(
+                f"alert already active at first poll, recorded not announced: {alert.kind} "
+                f"{alert.region.code} {alert.region.name()} source={self.src}"
             )
 
-    def end(key: Key, ended_at: datetime) -> None:
-        current = active.get(key)
-        if current is None:
-            return
-        still = any(key in e for s, e in state.entries.items() if s != src and s not in silent_sources)
-        if still:
-            return
-        del active[key]
-        recent_ends[key] = current.started_at
-        changed.add(key)
-        events.append(_state_event(current, EventStatus.ENDED, src, now, ended_at=ended_at))
+    def _update(self, key: Key, current: Active, alert: ActiveAlert) -> None:
+        updated = replace(current, severity=alert.severity)
+        self.active[key] = updated
+        self.changed.add(key)
+        update_id = AlertEvent.make_id(updated.start_event_id, "updated", alert.severity, alert.details)
+        self.events.append(
+            _state_event(updated, EventStatus.UPDATED, self.src, self.now).model_copy(
+                update={"id": update_id, "body": alert.details}
+            )
+        )
 
-    for key, old in old_entries.items():
-        if key in reported:
-            continue
-        if key in explicit_ends:
-            end(key, explicit_ends[key].ended_at or now)
-            continue
+    def missing(self, key: Key, old: SourceEntry, policy: TrackerPolicy) -> None:
+        """The source no longer reports ``old``: end it once confirmed, else count one more miss."""
         missing = old.missing + 1
-        since = old.missing_since or now
+        since = old.missing_since or self.now
         if policy.explicit_end_hold is not None:
             # Pulse feeds (Oref) drop an alert from the live list long before the danger
             # is over; only their end record counts, or a long silence as a last resort.
-            confirmed = (now - since).total_seconds() >= policy.explicit_end_hold
+            confirmed = (self.now - since).total_seconds() >= policy.explicit_end_hold
         else:
             confirmed = missing >= policy.end_confirmations
         if confirmed:
-            end(key, since)
+            self.end(key, since)
         else:
-            entries[key] = replace(old, missing=missing, missing_since=since)
+            self.entries[key] = replace(old, missing=missing, missing_since=since)
 
-    # An explicit end for an alert only another source reported: that source will confirm it.
-    new_entries = {**state.entries, src: entries}
-    if not entries:
-        new_entries.pop(src, None)
-    new_status = SourceStatus(baseline_done=True, last_count=len(reported), suspect=0)
-    new_state = TrackerState(
-        entries=new_entries,
-        active=active,
-        sources={**state.sources, src: new_status},
-        recent_ends=recent_ends,
-    )
-    source_changed = entries != old_entries or new_status != status
-    return StepResult(new_state, events, notes, frozenset(changed), source_changed)
+    def end(self, key: Key, ended_at: datetime) -> None:
+        """This source says ``key`` is over: it ends unless another live source still reports it."""
+        current = self.active.get(key)
+        if current is None:
+            return
+        if any(
+            key in entries
+            for source, entries in self.state.entries.items()
+            if source != self.src and source not in self.silent_sources
+        ):
+            return
+        del self.active[key]
+        self.recent_ends[key] = current.started_at
+        self.changed.add(key)
+        self.events.append(_state_event(current, EventStatus.ENDED, self.src, self.now, ended_at=ended_at))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alertd.config import Settings, load_settings
+from alertd.core.languages import LANGUAGES
 from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import Received, Sink, Upstream
 from alertd.logs import SecretFilter, fields_of, format_fields
@@ -424,7 +425,7 @@ async def run_demo(
     """
     if duration < MIN_DURATION:
         raise ValueError(f"duration must be at least {MIN_DURATION:g} seconds")
-    if language not in ("uk", "en"):
+    if language not in LANGUAGES:
         raise ValueError("language must be 'uk' or 'en'")
     out = out or sys.stdout
     narrator = _Narrator(out, _use_color(out))

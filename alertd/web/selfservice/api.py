@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from alertd.web.selfservice.http import client_of, language_of, read_body, secure
-from alertd.web.selfservice.i18n import KIND_LABELS, LANGUAGES, OFFERED_KINDS, t
+from alertd.web.selfservice.i18n import LANGUAGES, kind_labels, t
 from alertd.web.selfservice.safety import Refusal
 from alertd.web.selfservice.service import SelfService, Subscription
 
@@ -91,7 +91,7 @@ async def channels(request: Request) -> Response:
                 for k in svc.cfg.channels
             ],
             "allowed_schemes": list(svc.cfg.allowed_schemes) if "apprise" in svc.cfg.channels else [],
-            "kinds": [{"kind": k, "label": KIND_LABELS[k][lang]} for k in OFFERED_KINDS],
+            "kinds": [{"kind": k, "label": label} for k, label in kind_labels(lang).items()],
             "languages": list(LANGUAGES),
         }
     )

@@ -10,30 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-__all__ = ["KIND_LABELS", "LANGUAGES", "MESSAGES", "OFFERED_KINDS", "pick_language", "t"]
+from alertd.core.kinds import OFFERED_KINDS, kind_name
+from alertd.core.languages import LANGUAGES
 
-LANGUAGES: tuple[str, ...] = ("uk", "en")
-
-#: Alert kinds a resident can pick, in page order (AlertKind values).
-OFFERED_KINDS: tuple[str, ...] = (
-    "air_raid",
-    "artillery",
-    "urban_fights",
-    "missiles",
-    "drones",
-    "chemical",
-    "nuclear",
-)
-
-KIND_LABELS: dict[str, dict[str, str]] = {
-    "air_raid": {"uk": "Повітряна тривога", "en": "Air raid alert"},
-    "artillery": {"uk": "Загроза артобстрілу", "en": "Artillery shelling threat"},
-    "urban_fights": {"uk": "Вуличні бої", "en": "Urban fights"},
-    "missiles": {"uk": "Ракетна небезпека", "en": "Missile threat"},
-    "drones": {"uk": "Загроза ударних БпЛА", "en": "Attack drones"},
-    "chemical": {"uk": "Хімічна загроза", "en": "Chemical threat"},
-    "nuclear": {"uk": "Радіаційна загроза", "en": "Nuclear threat"},
-}
+__all__ = ["LANGUAGES", "MESSAGES", "OFFERED_KINDS", "kind_labels", "pick_language", "t"]
 
 MESSAGES: dict[str, dict[str, str]] = {
     # -- errors (also the API's "error" codes) --------------------------------------------
@@ -223,7 +203,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 def t(key: str, lang: str, **params: object) -> str:
     """The message ``key`` in ``lang`` (else English, else the key), formatted with ``params``."""
-    entry = MESSAGES.get(key) or KIND_LABELS.get(key)
+    entry = MESSAGES.get(key)
     if entry is None:
         return key
     text = entry.get(lang) or entry.get("en") or key
@@ -257,3 +237,8 @@ def pick_language(
 def labels(lang: str) -> Mapping[str, str]:
     """All page strings for one language (templates use ``L.key``)."""
     return {key: t(key, lang) for key in MESSAGES}
+
+
+def kind_labels(lang: str) -> dict[str, str]:
+    """The kinds a resident may pick, in page order, named as alert messages name them."""
+    return {str(kind): kind_name(kind, lang) for kind in OFFERED_KINDS}

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from alertd.web.selfservice.http import client_of, language_of, read_body, secure
-from alertd.web.selfservice.i18n import KIND_LABELS, OFFERED_KINDS, labels, t
+from alertd.web.selfservice.i18n import kind_labels, labels, t
 from alertd.web.selfservice.safety import Refusal, csrf_token, csrf_valid
 from alertd.web.selfservice.service import SelfService
 
@@ -60,7 +60,7 @@ def _render(request: Request, name: str, lang: str, status: int = 200, **context
         + "?"
         + str(request.url.include_query_params(lang="en" if lang == "uk" else "uk").query),
         csrf=csrf_token(svc.web.secret(), nonce),
-        kind_labels={k: KIND_LABELS[k][lang] for k in OFFERED_KINDS},
+        kind_labels=kind_labels(lang),
         **context,
     )
     response = secure(HTMLResponse(html, status_code=status))
