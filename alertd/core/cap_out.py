@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
+from alertd.core.kinds import advice as kind_advice
+from alertd.core.kinds import kind_name
+from alertd.core.languages import LANGUAGES
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, RegionLevel
-from alertd.core.render import _advice, kind_name
 from alertd.core.tracker import Active, event_id
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
 CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM = "http://www.w3.org/2005/Atom"
 #: The languages every message carries one ``<info>`` for.
-LANGUAGES: tuple[str, ...] = ("uk", "en")
 #: geocode valueName of alertd's own region code (ISO 3166-2, KATOTTH or ``<source>:<id>``).
 GEOCODE_REGION = "alertd:region"
 #: eventCode valueName carrying the alert kind, so a reader need not guess it from words.
@@ -315,7 +316,7 @@ def render_message(
             headline = event.headline or kind_name(event.kind, lang)
         _sub(info, "headline", headline)
         _sub(info, "description", _description(event, lang))
-        advice = "" if ended or not is_state else _advice(event.kind, lang)
+        advice = "" if ended or not is_state else kind_advice(event.kind, lang)
         if advice:
             _sub(info, "instruction", advice)
         if event.url:
