@@ -404,9 +404,8 @@ def _resolve_region(registry, value: str) -> tuple[str | None, str | None]:
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    from alertd.config import apprise_problem
+    from alertd import channels
     from alertd.core.model import AlertKind
-    from alertd.run.dispatch import mask_channel
     from alertd.store.sqlite import Store, StoredSubscriber
 
     settings, registry = _load(args)
@@ -430,7 +429,7 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
                         f"--kind: unknown kind {value!r} (one of: {', '.join(k.value for k in AlertKind)})"
                     )
             for i, url in enumerate(args.url):
-                problem = apprise_problem(url)
+                problem = channels.problem(url)
                 if problem:
                     problems.append(f"--url[{i}]: {problem}")
             if not regions and not args.advisory:
@@ -478,9 +477,8 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
                 print(f"alertd subscribers show: no subscriber named {args.name!r}", file=sys.stderr)
                 return EXIT_FAILURE
         for record in records:
-            # mask_channel, not mask_url: Apprise's privacy URL keeps a phone number in the path
-            # (json://…/+380501234567, twilio://…/+380…) in full; mask_channel shortens it too.
-            record["urls"] = [mask_channel(u) for u in record["urls"]]
+            # channels.mask shortens phone numbers that Apprise's privacy URL keeps in the path.
+            record["urls"] = [channels.mask(u) for u in record["urls"]]
             record["regions"] = [
                 f"{code} ({r.name(settings.language)})" if (r := registry.get(code)) else code
                 for code in record["regions"]
@@ -534,7 +532,7 @@ def _all_subscribers(settings, store) -> list[dict]:
 def cmd_test_notify(args: argparse.Namespace) -> int:
     from alertd.config import load_settings
     from alertd.logs import setup_logging
-    from alertd.run.dispatch import Dispatcher
+    from alertd.run.dispatch import send_test
     from alertd.store.sqlite import Store
 
     if args.url and not args.subscriber and _config_path(args.config) is None:
@@ -569,16 +567,10 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     setup_logging(level="WARNING", fmt="text", secrets=[u for u, _ in targets])
 
     async def send() -> list[tuple[str, bool, str]]:
-        dispatcher = Dispatcher(None, settings)  # type: ignore[arg-type]  # test sends bypass the store
-        try:
-            results: list[tuple[str, bool, str]] = []
-            for language in sorted({lang for _, lang in targets}):
-                results += await dispatcher.send_test(
-                    [u for u, lang in targets if lang == language], language
-                )
-            return results
-        finally:
-            dispatcher.close()
+        results: list[tuple[str, bool, str]] = []
+        for language in sorted({lang for _, lang in targets}):
+            results += await send_test(settings, [u for u, lang in targets if lang == language], language)
+        return results
 
     results = asyncio.run(send())
     failed = 0

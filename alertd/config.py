@@ -15,13 +15,11 @@ Why it is shaped this way:
 * **Secrets** (API tokens, Apprise URLs that carry tokens and phone numbers) are
   ``SecretStr`` and can live in files (``token_file``, ``urls_file``, or systemd's
   ``$CREDENTIALS_DIRECTORY/<source>.token``). No error text or log line built here
-  ever contains one: Apprise URLs are shown through :func:`mask_url`.
+  ever contains one: Apprise URLs are shown through :func:`alertd.channels.mask`.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 import re
 import tomllib
@@ -68,9 +66,7 @@ __all__ = [
     "SourceType",
     "SubscriberConfig",
     "TrackerConfig",
-    "apprise_problem",
     "load_settings",
-    "mask_url",
     "semantic_problems",
     "summary",
 ]
@@ -856,7 +852,9 @@ def _selfservice_problems(cfg: SelfServiceConfig, *, validate_urls: bool) -> lis
             sample = template
             for name in names:
                 sample = sample.replace("{" + name + "}", _PLACEHOLDER_SAMPLES[name])
-            problem = apprise_problem(sample)
+            from alertd import channels
+
+            problem = channels.problem(sample)
             if problem:
                 problems.append(f"{key}: {problem} (with placeholder values filled in)")
     if cfg.admin_token is not None and len(cfg.admin_token.get_secret_value()) < 16:
@@ -883,88 +881,15 @@ def _suggest(registry: RegionLookup, code: str) -> str:
 
 
 def _apprise_problems(key: str, urls: Sequence[SecretStr]) -> list[str]:
+    """``<key>[j]: Apprise cannot load '<masked>': <scrubbed reason>`` for each URL Apprise refuses."""
+    from alertd import channels
+
     problems = []
     for j, secret in enumerate(urls):
-        url = secret.get_secret_value()
-        plugin, reason = _instantiate(url)
-        if plugin is None:
-            tail = f": {reason}" if reason else ""
-            problems.append(f"{key}[{j}]: Apprise cannot load {_short_mask(url)!r}{tail}")
+        problem = channels.problem(secret)
+        if problem is not None:
+            problems.append(f"{key}[{j}]: {problem}")
     return problems
-
-
-def apprise_problem(url: str) -> str | None:
-    """Why Apprise cannot load ``url`` (masked), or None when it can."""
-    plugin, reason = _instantiate(url)
-    if plugin is not None:
-        return None
-    return f"Apprise cannot load {_short_mask(url)!r}" + (f": {reason}" if reason else "")
-
-
-def _instantiate(url: str) -> tuple[Any, str]:
-    """Apprise's plugin for ``url`` (or None) and its complaint with the secret parts redacted.
-
-    Apprise logs a failed URL verbatim (``Unparseable URL tgram://<token>``), so
-    while it parses, its logger's records are captured here instead of
-    propagating to the application's handlers.
-    """
-    import apprise
-
-    logger = logging.getLogger("apprise")
-    propagate = logger.propagate
-    reason = ""
-    try:
-        logger.propagate = False
-        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
-            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-            reason = captured.getvalue()
-    except Exception as exc:  # Apprise promises not to raise, but a config check must not crash
-        plugin, reason = None, type(exc).__name__
-    finally:
-        logger.propagate = propagate
-    lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    return plugin, _redact(lines[-1] if lines else "", url)
-
-
-def _redact(text: str, url: str) -> str:
-    """Remove every piece of ``url`` beyond its scheme from ``text`` (Apprise echoes URLs)."""
-    text = text.replace(url, _short_mask(url))
-    _, _, rest = url.partition("://")
-    for piece in sorted(re.split(r"[/:@?&=#]+", rest), key=len, reverse=True):
-        if len(piece) >= 4:
-            text = text.replace(piece, "****")
-    return text
-
-
-def _short_mask(url: str) -> str:
-    """``scheme://`` + the first 4 characters after it + '…': enough to find the line, not the secret."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url[:4] + "…"
-    # Stop at a credential separator: "mailto://u:pw@host" must not show "u:pw" (a short password whole).
-    return f"{scheme}://{re.split(r'[:@]', rest[:4], maxsplit=1)[0]}…"
-
-
-def mask_url(url: str | SecretStr) -> str:
-    """A form of an Apprise URL safe for logs: Apprise's own privacy URL, else ``scheme://****``.
-
-    The query string is dropped: it is mostly Apprise's defaults and adds noise to every log line.
-    """
-    raw = url.get_secret_value() if isinstance(url, SecretStr) else url
-    return _mask_raw(raw)
-
-
-@functools.lru_cache(maxsize=1024)
-def _mask_raw(raw: str) -> str:
-    """Cached: the dispatcher logs every delivery and a plugin instantiation is not free."""
-    plugin, _ = _instantiate(raw)
-    if plugin is not None:
-        try:
-            return str(plugin.url(privacy=True)).split("?", 1)[0]
-        except Exception:
-            pass
-    scheme, sep, _ = raw.partition("://")
-    return f"{scheme}://****" if sep else "****"
 
 
 def summary(settings: Settings) -> str:

@@ -1,4 +1,4 @@
-"""Rendering: what each channel receives for an event (DESIGN §5). Pure apart from reading Apprise plugin classes.
+"""Rendering: what each channel receives for an event (DESIGN §5). Pure: no I/O, no Apprise.
 
 Wording is short, calm and unambiguous, in Ukrainian and English, with local
 time. Every text is built from parts of known importance so it can be fitted to
@@ -6,13 +6,13 @@ the channel instead of being cut blindly: when space runs out the footer goes
 first, then extra detail, then the advice sentence, then the place name is
 shortened, and only then is the essential first line itself truncated ("…").
 
-Channel limits come from the Apprise plugin itself (``body_maxlen``,
-``title_maxlen``, ``notify_format``). Bodies are always produced as plain text
+Channel limits arrive as plain data (:class:`ChannelLimits`), read from the
+Apprise plugin by :mod:`alertd.channels`. Bodies are always produced as plain text
 and returned with ``body_format="text"``: Apprise then converts them to the
 channel's Markdown or HTML with correct escaping (``text_to_markdown`` escapes
 every CommonMark character, ``text_to_html`` escapes HTML), which is safer than
 escaping here and sending pre-formatted markup. Lengths are measured *after*
-that conversion, so an escaped body still fits.
+that conversion (``ChannelLimits.measure``), so an escaped body still fits.
 
 SMS must fit one segment: 160 GSM-7 septets, or 70 UCS-2 units as soon as any
 character is outside GSM-7 (all Cyrillic text). SMS texts drop emoji, fold the
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,13 +45,10 @@ from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, Region
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "SMS_PLUGINS",
     "TEMPLATE_VARIABLES",
     "ChannelLimits",
     "Message",
-    "channel_limits",
     "kind_name",
-    "limits_for_url",
     "render",
     "sms_length",
     "validate_templates",
@@ -72,137 +68,19 @@ class ChannelLimits:
 
     body_maxlen: int
     title_maxlen: int
-    notify_format: str  # "text" | "markdown" | "html": what Apprise converts our text body into
+    notify_format: str  # "text" | "markdown" | "html": what the channel converts our text body into
     sms: bool
     name: str
+    #: The length of a text body as the channel will carry it (after escaping for Markdown/HTML);
+    #: None = ``len``. Set by :mod:`alertd.channels`, which knows the conversion; it follows from
+    #: ``notify_format``, so it takes no part in equality.
+    measure: Callable[[str], int] | None = field(default=None, compare=False, repr=False)
 
 
 #: For URLs Apprise cannot load: generous, like Apprise's own NotifyBase defaults.
 DEFAULT_LIMITS = ChannelLimits(
     body_maxlen=32768, title_maxlen=250, notify_format="text", sms=False, name="default"
 )
-
-
-def _always(plugin: Any) -> bool:
-    return True
-
-
-def _mode_is_sms(attr: str) -> Callable[[Any], bool]:
-    """Plugins that can also call, fax or publish to a topic are SMS only in their SMS mode."""
-
-    def check(plugin: Any) -> bool:
-        return str(getattr(plugin, attr, "sms")).lower() == "sms"
-
-    return check
-
-
-#: Apprise 2.3 plugin modules (``apprise.plugins.<name>``) that deliver SMS, with
-#: a check for plugins whose SMS-ness depends on the URL. Chosen by reading each
-#: plugin: it sends to phone numbers through an SMS gateway API. Not included:
-#: WhatsApp/Viber/Signal/Telegram (no segment limit), Pushed and push services
-#: with a 160 limit, DAPNET pagers and APRS (their small body_maxlen already
-#: applies), Gupshup (WhatsApp only).
-SMS_PLUGINS: dict[str, Callable[[Any], bool]] = {
-    "africas_talking": _always,  # Africa's Talking
-    "bulksms": _always,  # BulkSMS
-    "bulkvs": _always,  # BulkVS
-    "burstsms": _always,  # Burst SMS
-    "clickatell": _always,  # Clickatell
-    "clicksend": _always,  # ClickSend
-    "cm": _always,  # CM.com (SMS unless other channels are configured)
-    "d7networks": _always,  # D7 Networks
-    "eight00com": _always,  # 800.com
-    "exotel": _always,  # Exotel
-    "fortysixelks": _always,  # 46elks
-    "freemobile": _always,  # Free Mobile
-    "httpsms": _always,  # httpSMS
-    "infobip": _always,  # Infobip
-    "kaleyra": _always,  # Kaleyra
-    "kavenegar": _always,  # Kavenegar
-    "messagebird": _always,  # MessageBird
-    "mobilemessage": _always,  # Mobile Message
-    "msg91": _always,  # MSG91
-    "notifyre": _mode_is_sms("mode"),  # Notifyre (SMS or fax)
-    "octopush": _always,  # Octopush
-    "plivo": _always,  # Plivo
-    "ringcentral": _always,  # RingCentral
-    "serwersms": _always,  # SerwerSMS
-    "seven": _always,  # seven.io
-    "sfr": _always,  # SFR
-    "sinch": _always,  # Sinch
-    "smpp": _always,  # SMPP
-    "smsc": _always,  # SMSC
-    "smseagle": _always,  # SMSEagle
-    "smsmanager": _always,  # SMS Manager
-    "smstunnel": _always,  # SMSTunnel
-    "sns": _mode_is_sms("mode"),  # AWS SNS (SMS to phone numbers, or topics)
-    "telesign": _always,  # Telesign
-    "telnyx": _always,  # Telnyx
-    "twilio": _mode_is_sms("method"),  # Twilio (SMS, or voice calls)
-    "voipms": _always,  # VoIP.ms
-    "vonage": _always,  # Vonage (Nexmo)
-}
-
-
-def channel_limits(plugin: Any) -> ChannelLimits:
-    """Limits of an Apprise plugin instance, read from the plugin's own attributes.
-
-    Several plugins compute ``body_maxlen``/``title_maxlen`` per instance (Twilio
-    SMS vs call, SNS SMS vs topic), so the instance is asked, not the class.
-    Multi-format plugins declare a tuple ``notify_format``; the format used is
-    the one Apprise resolves for a text body, which is what we send.
-    """
-    try:
-        body_maxlen = int(plugin.body_maxlen)
-    except (AttributeError, TypeError, ValueError):
-        body_maxlen = DEFAULT_LIMITS.body_maxlen
-    if body_maxlen <= 0:
-        body_maxlen = DEFAULT_LIMITS.body_maxlen
-    try:
-        title_maxlen = max(0, int(plugin.title_maxlen))
-    except (AttributeError, TypeError, ValueError):
-        title_maxlen = DEFAULT_LIMITS.title_maxlen
-    fmt: Any
-    try:
-        fmt = plugin.resolve_format("text")
-    except Exception:
-        fmt = getattr(plugin, "notify_format", "text")
-        if isinstance(fmt, (tuple, list)):
-            fmt = fmt[0] if fmt else "text"
-    fmt_value = str(getattr(fmt, "value", fmt)).lower()
-    if fmt_value not in ("text", "markdown", "html"):
-        fmt_value = "text"
-    module = type(plugin).__module__.rsplit(".", 1)[-1]
-    check = SMS_PLUGINS.get(module)
-    sms = bool(check is not None and check(plugin))
-    name = str(getattr(plugin, "service_name", None) or type(plugin).__name__)
-    return ChannelLimits(
-        body_maxlen=body_maxlen, title_maxlen=title_maxlen, notify_format=fmt_value, sms=sms, name=name
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def limits_for_url(url: str) -> ChannelLimits:
-    """Limits for an Apprise URL; :data:`DEFAULT_LIMITS` when Apprise cannot load it.
-
-    Cached because the dispatcher asks once per delivery and instantiating a
-    plugin is not free. Apprise logs unparseable URLs verbatim (with tokens), so
-    its logger is kept from propagating while the URL is parsed.
-    """
-    import apprise
-
-    logger = logging.getLogger("apprise")
-    propagate, disabled = logger.propagate, logger.disabled
-    try:
-        logger.propagate, logger.disabled = False, True
-        plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    except Exception:
-        plugin = None
-    finally:
-        logger.propagate, logger.disabled = propagate, disabled
-    if not plugin:
-        return DEFAULT_LIMITS
-    return channel_limits(plugin)
 
 
 # ---------------------------------------------------------------------------
@@ -689,13 +567,6 @@ def validate_templates(templates: Mapping[str, str]) -> list[str]:
 # Fitting to the channel
 # ---------------------------------------------------------------------------
 
-try:  # Apprise's own text -> markdown/html conversion, so lengths are measured as delivered
-    from apprise.conversion.format import convert_between as _convert_between
-except Exception:  # pragma: no cover - older/newer Apprise layout
-
-    def _convert_between(from_format: Any, to_format: Any, content: str) -> str:
-        return content
-
 
 def _cut(text: str, ok: Callable[[str], bool], ellipsis: str = "…") -> str | None:
     """The longest prefix of ``text`` (+ ellipsis) that ``ok`` accepts; None if not even the ellipsis fits."""
@@ -717,7 +588,7 @@ def _fit(draft: _Draft, limits: ChannelLimits, footer: str | None) -> tuple[str,
     """(title, body) within the channel's limits, giving up the least important parts first."""
     sms = limits.sms
     fold = sms or limits.title_maxlen <= 0
-    fmt = limits.notify_format
+    measure = limits.measure or len
 
     def body_ok(body: str) -> bool:
         if not body:
@@ -725,7 +596,7 @@ def _fit(draft: _Draft, limits: ChannelLimits, footer: str | None) -> tuple[str,
         if sms:
             _enc, units, limit = sms_length(body)
             return units <= limit and len(body) <= limits.body_maxlen
-        return len(_convert_between("text", fmt, body)) <= limits.body_maxlen
+        return measure(body) <= limits.body_maxlen
 
     def essential(region: str, advice: bool) -> str:
         head = draft.prefix + region + draft.suffix

@@ -36,22 +36,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-import apprise
-from pydantic import SecretStr
-
-from alertd.config import Settings, mask_url
+from alertd import channels
+from alertd.channels import Channel, ChannelCache
+from alertd.config import Settings
 from alertd.core import render
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
 from alertd.core.tracker import event_id
@@ -63,15 +62,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_WORKERS",
-    "Channel",
-    "ChannelCache",
     "DispatchHooks",
     "Dispatcher",
     "backoff_delay",
-    "isolate_apprise_logging",
-    "load_channel",
-    "mask_channel",
-    "send_blocking",
+    "send_test",
 ]
 
 log = logging.getLogger("alertd.run.dispatch")
@@ -92,169 +86,12 @@ IDLE_RECHECK = 30.0
 _DIGITS = re.compile(r"\+?\d{8,}")
 
 
-# ------------------------------------------------------------------------------------------------
-# Apprise plumbing (shared with alertd.run.operators)
-
-
-def isolate_apprise_logging() -> None:
-    """Keep Apprise's own log records away from the application's handlers.
-
-    Apprise logs at WARNING with host names and, for some plugins and errors, more
-    of the URL than we want printed. Its per-call capture (``_ServiceLogCapture``)
-    is a handler on the ``apprise`` logger itself, so it keeps working when the
-    logger stops propagating; the dispatcher turns what it captured into its own,
-    scrubbed line. Idempotent; process-wide by nature (loggers are).
-    """
-    logging.getLogger("apprise").propagate = False
-
-
-def mask_channel(url: str | SecretStr) -> str:
-    """The form of a channel URL that may appear in a log line or a CLI answer.
-
-    Apprise's privacy URL (via :func:`alertd.config.mask_url`), then any run of 8+
-    digits shortened — privacy URLs keep phone numbers that sit in the path
-    (``…/+380501234567``), which :func:`alertd.logs.mask_phone` deliberately skips.
-    """
-    masked = mask_url(url)
-    return _DIGITS.sub(lambda m: m.group(0)[:6] + "…" + m.group(0)[-2:], masked)
-
-
-def scrub(text: str, url: str) -> str:
-    """Remove every piece of ``url`` beyond its scheme (and every phone number) from ``text``."""
-    if not text:
-        return text
-    text = text.replace(url, mask_channel(url))
-    _, _, rest = url.partition("://")
-    for piece in sorted(set(re.split(r"[/:@?&=#,]+", rest)), key=len, reverse=True):
-        # 127.0.0.1-style hosts and short path words stay readable; tokens and numbers go.
-        if len(piece) >= 6 and not re.fullmatch(r"[\d.]+", piece):
-            text = text.replace(piece, "****")
-    return mask_phone(_DIGITS.sub(lambda m: m.group(0)[:6] + "…" + m.group(0)[-2:], text))
-
-
-def apprise_asset() -> apprise.AppriseAsset:
-    """``async_mode=False`` + ``service_timeout=0``: ``notify()`` runs the plugin in the calling thread.
-
-    That thread is one of ours (see the module docstring), so our pool — not
-    Apprise's small shared one — bounds how many channels are served at once.
-    """
-    return apprise.AppriseAsset(async_mode=False, service_timeout=0)
-
-
-@dataclass(eq=False)
-class Channel:
-    """One channel URL, parsed once: its Apprise object, its limits, its safe name.
-
-    ``error`` is set (and ``apobj`` None) when Apprise cannot load the URL; a
-    delivery to it then fails like any other, with that reason.
-    """
-
-    url: str
-    masked: str
-    apobj: apprise.Apprise | None
-    plugin: Any
-    limits: render.ChannelLimits | None
-    error: str | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _masked_from_plugin(plugin: Any, url: str) -> str:
-    """:func:`mask_channel` for a URL whose plugin is already loaded (same result, no second parse)."""
-    try:
-        masked = str(plugin.url(privacy=True)).split("?", 1)[0]
-    except Exception:
-        return mask_channel(url)
-    return _DIGITS.sub(lambda m: m.group(0)[:6] + "…" + m.group(0)[-2:], masked)
-
-
-def load_channel(url: str, asset: apprise.AppriseAsset | None = None) -> Channel:
-    """Instantiate the Apprise plugin for ``url`` with Apprise's complaint (if any) captured and scrubbed."""
-    isolate_apprise_logging()
-    asset = asset or apprise_asset()
-    reason = ""
-    try:
-        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
-            plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
-            reason = captured.getvalue()
-    except Exception as exc:  # Apprise promises not to raise; a bad URL must not crash delivery
-        plugin, reason = None, type(exc).__name__
-    if plugin is None:
-        lines = [line.strip() for line in reason.splitlines() if line.strip()]
-        why = scrub(lines[-1], url) if lines else "unsupported or malformed URL"
-        return Channel(url, mask_channel(url), None, None, None, error=f"Apprise cannot load this URL: {why}")
-    # The masked name comes from the plugin just built: mask_channel(url) would parse the URL a
-    # second time (Apprise instantiation is ~0.5-1 ms, and its own LRU holds only 1,024 URLs).
-    masked = _masked_from_plugin(plugin, url)
-    apobj = apprise.Apprise(asset=asset)
-    apobj.add(plugin)
-    try:
-        limits = render.channel_limits(plugin)
-    except Exception:  # never let a limits lookup stop a delivery
-        limits = render.DEFAULT_LIMITS
-    return Channel(url, masked, apobj, plugin, limits)
-
-
-def send_blocking(
-    channel: Channel, title: str, body: str, notify_type: Any, body_format: Any
-) -> tuple[bool, str]:
-    """Send one message to one channel (blocking; run it in a worker thread).
-
-    Returns the channel's real outcome and a scrubbed one-line detail built from
-    what Apprise captured during this very call (``result.logs()``).
-    """
-    if channel.apobj is None:
-        return False, channel.error or "channel unusable"
-    kwargs: dict[str, Any] = {"body": body, "title": title, "notify_type": notify_type}
-    if body_format is not None:
-        kwargs["body_format"] = body_format
-    try:
-        result = channel.apobj.notify(**kwargs)
-    except Exception as exc:  # a plugin crash is a failed delivery, not a dispatcher crash
-        return False, scrub(f"{type(exc).__name__}: {exc}", channel.url)[:300]
-    ok = bool(result)
-    detail = ""
-    if not ok:
-        try:
-            lines = [
-                entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")
-            ]
-        except Exception:
-            lines = []
-        status = getattr(getattr(result, "status", None), "name", "FAILURE")
-        detail = "; ".join(dict.fromkeys(lines)) or f"Apprise reported {status.lower()}"
-        detail = scrub(detail, channel.url)[:300]
-    return ok, detail
-
-
 def _known_channels(settings: Settings, store: Store) -> int:
     """How many channel URLs the configuration and the store name (the fan-out's upper bound)."""
     count = sum(len(sub.urls) for sub in settings.subscribers) + len(settings.operators.urls)
     with contextlib.suppress(Exception):  # sizing a cache must never stop delivery
         count += sum(len(rec.urls) for rec in store.subscribers())
     return count
-
-
-class ChannelCache:
-    """A bounded LRU of :class:`Channel` objects keyed by URL (10,000 channels must not mean 10,000 parses per pass)."""
-
-    def __init__(self, size: int = 4096, asset: apprise.AppriseAsset | None = None) -> None:
-        self._size = size
-        self._asset = asset or apprise_asset()
-        self._items: OrderedDict[str, Channel] = OrderedDict()
-
-    def get(self, url: str) -> Channel:
-        channel = self._items.get(url)
-        if channel is not None:
-            self._items.move_to_end(url)
-            return channel
-        channel = load_channel(url, self._asset)
-        self._items[url] = channel
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return channel
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -320,7 +157,6 @@ class Dispatcher:
         dead_letter_window: float = 5.0,
         footer_for: Callable[[str, str], str | None] | None = None,
     ) -> None:
-        isolate_apprise_logging()
         # Self-service subscribers get "Manage or leave: <link>" under every message:
         # footer_for(subscriber name, language) -> footer line or None (alertd.web.selfservice).
         self._footer_for = footer_for
@@ -340,7 +176,9 @@ class Dispatcher:
         # An LRU smaller than one event's fan-out misses on *every* delivery (a cyclic scan evicts
         # each URL just before it is needed again), and each miss re-parses the URL with Apprise:
         # so the cache holds at least every channel known at start-up (config + store).
-        self._channels = ChannelCache(max(cache_size, _known_channels(settings, store)))
+        self._channels = ChannelCache(
+            max(cache_size, _known_channels(settings, store)), timeout=self.delivery.timeout
+        )
         self._workers = max(1, min(self.delivery.concurrency, MAX_WORKERS))
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="alertd-send")
         self._sem = asyncio.Semaphore(self._workers)
@@ -361,6 +199,7 @@ class Dispatcher:
         self._dead_sleepers: dict[str, asyncio.Task[Any]] = {}
         self._dead_letter_window = dead_letter_window
         self._requeued = False
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # -- public ----------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -415,45 +254,6 @@ class Dispatcher:
                 "in flight; they are sent again at the next start"
             )
             await self._settle(cancel=True)
-
-    async def send_test(self, urls: list[str], language: str) -> list[tuple[str, bool, str]]:
-        """Send a clearly marked test message to each URL now (not through the outbox).
-
-        Returns ``(masked url, delivered, detail)`` per URL with the channel's real
-        outcome: an HTTP 404 from the far end is a failure, not a shrug.
-        """
-        self._loop = asyncio.get_running_loop()
-        now = self._clock()
-        event = AlertEvent(
-            id=AlertEvent.make_id("test", now),
-            source="alertd",
-            kind=AlertKind.INFO,
-            status=EventStatus.ISSUED,
-            headline="alertd test message",
-            body="This is a test of alertd's delivery to this channel. No action is needed.",
-            observed_at=now,
-        )
-
-        async def one(url: str) -> tuple[str, bool, str]:
-            channel = load_channel(url)  # uncached: a test shows the URL as configured now
-            if channel.apobj is None or channel.limits is None:
-                return channel.masked, False, channel.error or "channel unusable"
-            message = render.render(
-                event,
-                language=language,
-                tz=self._tz,
-                limits=channel.limits,
-                templates=self._templates,
-                test=True,
-            )
-            ok, detail = await self._call(channel, message)
-            log.info(
-                ("test delivery ok " if ok else "test delivery failed ")
-                + kv(channel=channel.masked, error=None if ok else detail)
-            )
-            return channel.masked, ok, detail or "delivered"
-
-        return list(await asyncio.gather(*(one(u) for u in urls)))
 
     def close(self) -> None:
         """Release the worker threads (a send still running finishes in the background)."""
@@ -611,7 +411,8 @@ class Dispatcher:
         item = job.item
         channel = self._channels.get(item.channel)
         try:
-            async with channel.lock:  # one message at a time per channel: order kept, throttling honest
+            lock = self._locks.setdefault(item.channel, asyncio.Lock())
+            async with lock:  # one message at a time per channel: order kept, throttling honest
                 began = time.monotonic()
                 ok, detail = await self._render_and_send(job, channel)
                 took = time.monotonic() - began
@@ -628,7 +429,7 @@ class Dispatcher:
             )
 
     async def _render_and_send(self, job: _Send, channel: Channel) -> tuple[bool, str]:
-        if channel.apobj is None or channel.limits is None:
+        if not channel.usable:
             return False, channel.error or "channel unusable"
         try:
             footer = self._footer(job.item)
@@ -672,23 +473,27 @@ class Dispatcher:
 
     async def _call(self, channel: Channel, message: Any) -> tuple[bool, str]:
         """Run the blocking Apprise call in our pool, bounded by ``delivery.timeout``."""
-        if channel.apobj is None:
+        if not channel.usable:
             return False, channel.error or "channel unusable"
         loop = asyncio.get_running_loop()
         async with self._sem:
             future = loop.run_in_executor(
                 self._pool,
-                send_blocking,
-                channel,
-                message.title,
-                message.body,
-                message.notify_type,
-                getattr(message, "body_format", None),
+                functools.partial(
+                    channels.send,
+                    channel,
+                    message.title,
+                    message.body,
+                    message.notify_type,
+                    message.body_format,
+                    timeout=self.delivery.timeout,
+                ),
             )
             try:
-                return await asyncio.wait_for(future, self.delivery.timeout)
+                result = await asyncio.wait_for(future, self.delivery.timeout)
             except TimeoutError:
                 return False, f"no answer within {self.delivery.timeout:g}s"
+            return result.ok, result.detail
 
     def _outcome(self, job: _Send, channel: Channel, ok: bool, detail: str, took: float) -> None:
         item, event = job.item, job.item.event
@@ -745,7 +550,7 @@ class Dispatcher:
             event = item.event
             fields = kv(
                 subscriber=mask_phone(item.subscriber),
-                channel=masked or mask_channel(item.channel),
+                channel=masked or channels.mask(item.channel),
                 event=event.id,
                 kind=str(event.kind),
                 status=str(event.status),
@@ -822,3 +627,55 @@ def _seconds(value: float) -> str:
     if value >= 10:
         return f"{value:.0f}s"
     return f"{value:.2g}s"
+
+
+async def send_test(settings: Settings, urls: list[str], language: str) -> list[tuple[str, bool, str]]:
+    """Send a clearly marked test message to each URL now (not through the outbox).
+
+    Returns ``(masked url, delivered, detail)`` per URL with the channel's real
+    outcome: an HTTP 404 from the far end is a failure, not a shrug.
+    """
+    now = datetime.now(UTC)
+    timeout = settings.delivery.timeout
+    tz = ZoneInfo(settings.timezone)
+    templates = dict(settings.templates) or None
+    event = AlertEvent(
+        id=AlertEvent.make_id("test", now),
+        source="alertd",
+        kind=AlertKind.INFO,
+        status=EventStatus.ISSUED,
+        headline="alertd test message",
+        body="This is a test of alertd's delivery to this channel. No action is needed.",
+        observed_at=now,
+    )
+
+    async def one(url: str) -> tuple[str, bool, str]:
+        channel = channels.load(url, timeout=timeout)  # uncached: a test shows the URL as configured now
+        if not channel.usable:
+            return channel.masked, False, channel.error or "channel unusable"
+        message = render.render(
+            event, language=language, tz=tz, limits=channel.limits, templates=templates, test=True
+        )
+        try:
+            result = await asyncio.wait_for(
+                asyncio.to_thread(
+                    channels.send,
+                    channel,
+                    message.title,
+                    message.body,
+                    message.notify_type,
+                    message.body_format,
+                    timeout=timeout,
+                ),
+                timeout,
+            )
+            ok, detail = result.ok, result.detail
+        except TimeoutError:
+            ok, detail = False, f"no answer within {timeout:g}s (may have been delivered)"
+        log.info(
+            ("test delivery ok " if ok else "test delivery failed ")
+            + kv(channel=channel.masked, error=None if ok else detail)
+        )
+        return channel.masked, ok, detail or "delivered"
+
+    return list(await asyncio.gather(*(one(u) for u in urls)))

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
+from alertd import channels
 from alertd.core.model import AlertEvent
 from alertd.logs import kv
-from alertd.run.dispatch import Channel, isolate_apprise_logging, load_channel, send_blocking
 
 __all__ = ["RATE_LIMIT", "OperatorNotifier"]
 
@@ -65,14 +65,15 @@ class OperatorNotifier:
         *,
         rate_limit: float = RATE_LIMIT,
         clock: Callable[[], float] = time.monotonic,
+        timeout: float | None = None,
     ) -> None:
-        isolate_apprise_logging()
         self._urls = [u.get_secret_value() if isinstance(u, SecretStr) else u for u in urls]
         self._text = _TEXT.get(language, _TEXT["en"])
         self._rate_limit = rate_limit
         self._clock = clock
         self._last: dict[tuple[str, str], float] = {}
-        self._channels: dict[str, Channel] = {}
+        self._timeout = timeout
+        self._channels: dict[str, channels.Channel] = {}
 
     @property
     def enabled(self) -> bool:
@@ -107,8 +108,11 @@ class OperatorNotifier:
     async def _send(self, url: str, title: str, body: str, notify_type: str) -> bool:
         channel = self._channels.get(url)
         if channel is None:
-            channel = self._channels[url] = load_channel(url)
-        ok, detail = await asyncio.to_thread(send_blocking, channel, title, body, notify_type, None)
+            channel = self._channels[url] = channels.load(url, timeout=self._timeout)
+        result = await asyncio.to_thread(
+            channels.send, channel, title, body, notify_type, None, timeout=self._timeout
+        )
+        ok, detail = result.ok, result.detail
         if ok:
             log.info("operator notice sent " + kv(channel=channel.masked, title=title))
         else:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from support.sinks import JsonSink, SmtpSink
 
+from alertd.channels import mask
 from alertd.config import DeliveryConfig, OperatorsConfig, Settings
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
 from alertd.core.tracker import StepResult, TrackerState, event_id
-from alertd.run.dispatch import Dispatcher, backoff_delay, mask_channel
+from alertd.run.dispatch import Dispatcher, backoff_delay, send_test
 from alertd.store.sqlite import OutboxRow, Store
 
 T0 = datetime(2026, 1, 15, 12, 3, tzinfo=UTC)  # 14:03 in Kyiv
@@ -368,15 +369,11 @@ async def test_rows_in_flight_at_a_stop_are_sent_again(
 async def test_send_test_reports_real_outcomes(tmp_path: Path, store: Store, json_sink: JsonSink) -> None:
     json_sink.configure("/missing", status=404)
     good, bad = json_sink.url("/good"), json_sink.url("/missing")
-    dispatcher = Dispatcher(store, make_settings(tmp_path))
-    try:
-        results = await dispatcher.send_test([good, bad, "nonsense://x"], "en")
-    finally:
-        dispatcher.close()
+    results = await send_test(make_settings(tmp_path), [good, bad, "nonsense://x"], "en")
     (g_name, g_ok, _), (b_name, b_ok, b_detail), (n_name, n_ok, n_detail) = results
     assert n_name == "nonsense://****"
-    assert (g_name, g_ok) == (mask_channel(good), True)
-    assert (b_name, b_ok) == (mask_channel(bad), False) and "404" in b_detail
+    assert (g_name, g_ok) == (mask(good), True)
+    assert (b_name, b_ok) == (mask(bad), False) and "404" in b_detail
     assert n_ok is False and "cannot load" in n_detail
     (msg,) = json_sink.received("/good")
     assert "test" in msg.title.lower() and "not an alert" in msg.message

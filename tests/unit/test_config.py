@@ -14,7 +14,6 @@ from alertd.config import (
     DEFAULT_URLS,
     Settings,
     load_settings,
-    mask_url,
     semantic_problems,
     summary,
 )
@@ -240,7 +239,7 @@ def test_bad_apprise_url_is_masked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={}, registry=REGISTRY)
     (line,) = info.value.problems
-    assert line.startswith(f"{path}: subscribers[0].urls[0]: Apprise cannot load 'notaservice://s3cr…'")
+    assert line.startswith(f"{path}: subscribers[0].urls[0]: Apprise cannot load 'notaservice://****'")
     assert SECRET not in str(info.value)
     # and validate_urls=False skips the check
     load_settings(path, env={}, registry=REGISTRY, validate_urls=False)
@@ -338,10 +337,3 @@ def test_secret_token_never_in_error_text(tmp_path: Path) -> None:
         load_settings(path, env={}, registry=REGISTRY)
     assert [p.split(": ")[1] for p in info.value.problems] == ["subscribers[0].urls[1]"]
     assert SECRET not in str(info.value)
-
-
-def test_mask_url_hides_secrets() -> None:
-    masked = mask_url(f"json://user:{SECRET}@localhost/")
-    assert SECRET not in masked and masked.startswith("json://user:")
-    assert mask_url(f"notaservice://{SECRET}") == "notaservice://****"
-    assert SECRET not in mask_url(f"tgram://123456789:{SECRET}/987654321")

@@ -29,9 +29,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from alertd import channels
 from alertd.config import CHANNEL_PLACEHOLDERS, SelfServiceConfig
 from alertd.logs import mask_phone
-from alertd.run.dispatch import load_channel, mask_channel
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -101,7 +101,7 @@ def mask_destination(kind: str, value: str) -> str:
             host = parts.hostname or ""
             port = f":{parts.port}" if parts.port else ""
         except ValueError:
-            return mask_channel(value)
+            return channels.mask(value)
         return f"{parts.scheme}://{host}{port}/…"
     if len(value) <= 4:
         return value[:1] + "…"
@@ -149,7 +149,7 @@ def build_channel(
         if not bot_token:
             raise Refusal(503, "channel_unavailable", field="channel")
         url = url.replace("{bot_token}", bot_token)
-    channel = load_channel(url)
+    channel = channels.load(url)
     if channel.plugin is None:
         raise Refusal(503, "channel_unavailable", field="channel")
     return BuiltChannel(kind, url, f"{kind}:{value}", mask_destination(kind, value), channel.plugin)
@@ -167,7 +167,7 @@ def _raw_channel(cfg: SelfServiceConfig, url: str) -> BuiltChannel:
         raise Refusal(400, "bad_url", field="value")
     if scheme not in cfg.allowed_schemes:
         raise Refusal(400, "scheme_not_allowed", field="value", scheme=scheme)
-    channel = load_channel(url)
+    channel = channels.load(url)
     if channel.plugin is None:
         raise Refusal(400, "bad_url", field="value")
     return BuiltChannel("apprise", url, f"apprise:{url}", mask_destination("apprise", url), channel.plugin)

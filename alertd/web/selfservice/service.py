@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apprise import NotifyType
-
+from alertd import channels
 from alertd.config import Settings
 from alertd.core.regions import RegionRegistry
 from alertd.logs import kv
-from alertd.run.dispatch import load_channel, send_blocking
 from alertd.store.sqlite import Store, StoredSubscriber
 from alertd.web.selfservice.i18n import LANGUAGES, OFFERED_KINDS, t
 from alertd.web.selfservice.safety import (
@@ -236,15 +234,19 @@ class SelfService:
         body = "\n".join(lines)
         if self._sender is not None:  # tests
             return bool(await self._sender(built.url, title, body))
-        channel = load_channel(built.url)
-        limit = getattr(channel.limits, "body_maxlen", 0) or 0
+        timeout = self.settings.delivery.timeout
+        channel = channels.load(built.url, timeout=timeout)
+        limit = channel.limits.body_maxlen
         if limit and len(body) > limit:
             body = lines[0]  # an SMS segment: the code alone
         try:
-            ok, detail = await asyncio.wait_for(
-                asyncio.to_thread(send_blocking, channel, title, body, NotifyType.INFO, "text"),
-                self.settings.delivery.timeout,
+            result = await asyncio.wait_for(
+                asyncio.to_thread(
+                    channels.send, channel, title, body, channels.INFO, "text", timeout=timeout
+                ),
+                timeout,
             )
+            ok, detail = result.ok, result.detail
         except TimeoutError:
             ok, detail = False, "timed out"
         if not ok:
