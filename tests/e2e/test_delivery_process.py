@@ -113,7 +113,6 @@ def test_sigkill_mid_fanout_repeats_only_inflight_deliveries(
 ) -> None:
     began = time.monotonic()
     config = write_config(tmp_path, upstream, slow_sink)
-    assert time.monotonic() - began < 5, "config generation must stay fast"
     db = tmp_path / "state" / "alertd.sqlite3"
     log = tmp_path / "alertd.log"
     paths = {f"/c{i}" for i in range(CHANNELS)}
@@ -128,7 +127,7 @@ def test_sigkill_mid_fanout_repeats_only_inflight_deliveries(
         assert first.signal(signal.SIGKILL) == -signal.SIGKILL
     finally:
         first.stop()
-    time.sleep(DELAY * 2)  # requests cut off by the kill finish on the sink's side
+    wait_for(lambda: slow_sink.unanswered() == 0)  # requests made before the kill finish on the sink's side
     at_kill = _delivered(slow_sink, "failure")
     assert len(at_kill) < CHANNELS, "the kill did not land mid fan-out: make the sink slower"
     inflight = {

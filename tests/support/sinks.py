@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from alertd.devtools.simulate import Received, Sink
@@ -30,13 +32,18 @@ __all__ = ["JsonSink", "PathBehaviour", "Received", "SmtpMessage", "SmtpSink"]
 
 @dataclass
 class PathBehaviour:
-    """How the sink answers on one path: a status, a delay, failing the first N requests."""
+    """How the sink answers on one path: a status, a delay, failing the first N requests.
+
+    ``gate``: requests wait (each on its server thread) until the test sets it, so a test can
+    observe what happens while an answer is outstanding instead of measuring how long things took.
+    """
 
     status: int = 200
     delay: float = 0.0
     fail_first: int = 0
     fail_status: int = 500
     retry_after: str | None = None
+    gate: threading.Event | None = None
     seen: int = 0
 
     def answer(self) -> int:
@@ -56,6 +63,7 @@ class JsonSink(Sink):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self._behaviour: dict[str, PathBehaviour] = {}
+        self._in_flight = 0
 
     def start(self) -> JsonSink:
         super().start()
@@ -73,6 +81,7 @@ class JsonSink(Sink):
         fail_first: int = 0,
         fail_status: int = 500,
         retry_after: str | None = None,
+        gate: threading.Event | None = None,
     ) -> None:
         """Set how ``path`` answers from now on (counts for ``fail_first`` restart at zero)."""
         with self._lock:
@@ -82,12 +91,41 @@ class JsonSink(Sink):
                 fail_first=fail_first,
                 fail_status=fail_status,
                 retry_after=retry_after,
+                gate=gate,
             )
+
+    def arrived(self, path: str) -> int:
+        """Requests that reached ``path`` so far, answered or still waiting (on a gate or a delay)."""
+        with self._lock:
+            behaviour = self._behaviour.get(path)
+            return behaviour.seen if behaviour else 0
+
+    def unanswered(self) -> int:
+        """Requests that arrived and are not recorded yet (waiting on a delay or a gate).
+
+        After the sender was killed, wait for this to reach 0 before counting what was received:
+        the requests it had already made still finish on the sink's side.
+        """
+        with self._lock:
+            return self._in_flight
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self._in_flight += 1  # until the request is recorded and answered
+        try:
+            super()._handle(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _answer(self, path: str) -> tuple[int, float, str | None]:
         with self._lock:
             behaviour = self._behaviour.setdefault(path, PathBehaviour())
-            return behaviour.answer(), behaviour.delay, behaviour.retry_after
+            answer = behaviour.answer(), behaviour.delay, behaviour.retry_after
+            gate = behaviour.gate
+        if gate is not None:
+            gate.wait(timeout=60)  # bounded: a test that forgets to open it fails instead of hanging
+        return answer
 
 
 @dataclass(frozen=True)
@@ -120,7 +158,11 @@ class SmtpSink:
         self._cond = threading.Condition(self._lock)
         self._messages: list[SmtpMessage] = []
         self._host = host
-        self._port = port or _free_port(host)
+        # Bound here, before the server starts, and handed to it: asking the OS for a free port and
+        # binding it later would let another test (or process) take the port in between.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind((host, port))
+        self._port = int(self._sock.getsockname()[1])
         sink = self
 
         class _Handler:
@@ -131,7 +173,13 @@ class SmtpSink:
         def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
             return AuthResult(success=True, auth_data=auth_data)
 
-        self._controller = Controller(
+        class _BoundController(Controller):
+            """aiosmtpd's threaded controller, serving on the socket bound above."""
+
+            def _create_server(self) -> Any:
+                return self.loop.create_server(self._factory_invoker, sock=sink._sock, ssl=self.ssl_context)
+
+        self._controller = _BoundController(
             _Handler(),
             hostname=host,
             port=self._port,
@@ -158,6 +206,7 @@ class SmtpSink:
 
     def stop(self) -> None:
         self._controller.stop()
+        self._sock.close()  # already closed with the server when it ran; a sink never started still holds it
 
     def __enter__(self) -> SmtpSink:
         return self.start()
@@ -203,12 +252,3 @@ class SmtpSink:
         with self._cond:
             self._messages.append(message)
             self._cond.notify_all()
-
-
-def _free_port(host: str) -> int:
-    """aiosmtpd's Controller needs a concrete port up front (it connects to check it is up)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
