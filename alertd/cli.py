@@ -157,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the demo's SQLite state here (default: a temporary directory, removed at the end)",
     )
 
+    p = sub.add_parser(
+        "webhooks",
+        help="register alertd's push endpoint with the upstream (ukrainealarm), check or remove it",
+        description="Pushes instead of polls: register <webhooks.public_url>/hooks/ukrainealarm/<secret> "
+        "with the source's upstream (POST /api/v3/webhook), show what the endpoint has received "
+        "(asked through the public URL), or unregister it.",
+    )
+    p.add_argument("action", choices=("register", "status", "unregister"), help="what to do")
+    p.add_argument(
+        "--source", required=True, metavar="NAME", help="a ukrainealarm source with a webhook_secret"
+    )
+    _add_config(p)
+
     p = sub.add_parser("status", help="print active alerts and source health from the state file")
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -174,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "regions": cmd_regions,
         "test-notify": cmd_test_notify,
         "demo": cmd_demo,
+        "webhooks": cmd_webhooks,
     }[args.command]
     try:
         return handler(args)
@@ -295,6 +309,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- status -----------------------------------------------------------------------------
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import httpx
+
+    from alertd.run import webhooks
+    from alertd.run.fetch import make_client
+
+    settings, _registry = _load(args)
+    action = {"register": webhooks.register, "status": webhooks.status, "unregister": webhooks.unregister}[
+        args.action
+    ]
+
+    async def go() -> webhooks.Outcome:
+        async with make_client() as client:
+            try:
+                return await action(client, settings, args.source)
+            except httpx.HTTPError as exc:
+                return webhooks.Outcome(False, f"upstream not reachable: {type(exc).__name__}")
+
+    outcome = asyncio.run(go())
+    print(outcome.text, file=sys.stdout if outcome.ok else sys.stderr)
+    return EXIT_OK if outcome.ok else EXIT_FAILURE
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from alertd.core.model import iso_utc
     from alertd.store.sqlite import Store

@@ -151,6 +151,24 @@ class SourceConfig(_Frozen):
         "the alert. Default: unset (two good polls without it end it), except oref: 3600.",
     )
 
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="ukrainealarm only: the unguessable part of /hooks/ukrainealarm/<secret> "
+        "(16+ of A-Z a-z 0-9 _ -); set it to accept pushes. The upstream does not sign them.",
+    )
+    push_interval: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="Seconds between safety-net polls while pushes arrive (back to interval when they stop).",
+    )
+    push_silence: float = Field(
+        default=600.0,
+        ge=1,
+        le=86400,
+        description="Seconds without a push after which polling returns to interval.",
+    )
+
     @property
     def effective_end_hold(self) -> float | None:
         # Oref's live list shows an alert for about a minute while people must stay in
@@ -168,6 +186,14 @@ class SourceConfig(_Frozen):
             if default is not None:
                 return {**data, "interval": default}
         return data
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _unguessable(cls, value: SecretStr | None) -> SecretStr | None:
+        """The secret is the push endpoint's only protection: long, and safe in a URL path."""
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()):
+            raise ValueError("must be 16 to 128 of A-Z a-z 0-9 _ - (e.g. `openssl rand -hex 24`)")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -278,6 +304,20 @@ class CapOutConfig(_Frozen):
     )
     max_age: int = Field(
         default=10, ge=0, le=3600, description="Cache-Control max-age of the index, in seconds."
+    )
+
+
+class WebhooksConfig(_Frozen):
+    """Pushes from upstreams (ukrainealarm webhooks) received on the HTTP server."""
+
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+",
+        description="Base URL the upstream reaches this HTTP server at (a proxy); "
+        "`alertd webhooks register` registers <public_url>/hooks/ukrainealarm/<secret>.",
+    )
+    max_body: int = Field(
+        default=65536, ge=1024, le=1_048_576, description="Push body cap in bytes (larger: 413)."
     )
 
 
@@ -441,6 +481,9 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig, description="Outbox dispatcher knobs.")
     selfservice: SelfServiceConfig = Field(
         default_factory=SelfServiceConfig, description="Residents' self-service page and API."
+    )
+    webhooks: WebhooksConfig = Field(
+        default_factory=WebhooksConfig, description="Upstream pushes (webhooks) received over HTTP."
     )
     cap_out: CapOutConfig = Field(
         default_factory=CapOutConfig, description="CAP 1.2 feed of alertd's alerts for others."
@@ -812,6 +855,22 @@ def semantic_problems(
         problems.append(
             "selfservice.enabled: the self-service page needs the HTTP server ([http] enabled = true)"
         )
+    secrets_seen: dict[str, str] = {}
+    for i, src in enumerate(settings.sources):
+        if src.webhook_secret is None:
+            continue
+        if src.type != "ukrainealarm":
+            problems.append(f"sources[{i}].webhook_secret: only ukrainealarm pushes (webhooks)")
+        if not settings.http.enabled:
+            problems.append(
+                f"sources[{i}].webhook_secret: pushes arrive on the HTTP server ([http] enabled = true)"
+            )
+        value = src.webhook_secret.get_secret_value()
+        if value in secrets_seen:
+            problems.append(f"sources[{i}].webhook_secret: the same secret as source {secrets_seen[value]}")
+        secrets_seen[value] = src.name
+        if src.push_interval < src.interval:
+            problems.append(f"sources[{i}].push_interval: shorter than interval; pushes should slow polling")
     if settings.cap_out.enabled and not settings.http.enabled:
         problems.append("cap_out.enabled: the CAP feed is served by the HTTP server ([http] enabled = true)")
     return problems

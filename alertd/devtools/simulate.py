@@ -20,6 +20,9 @@ Endpoints (real shapes, see ``alertd/sources/alerts_in_ua.py`` and ``ukrainealar
 * ``GET /api/v3/alerts/status`` — ukrainealarm: ``{"lastActionIndex": N}``; N grows by
   one on every state change. Both ukrainealarm endpoints need the raw
   ``Authorization: <token>`` header.
+* ``POST|PATCH|DELETE /api/v3/webhook`` — ukrainealarm's webhook registration
+  (``{"webHookUrl": ...}``, same token); :meth:`Upstream.push` then POSTs a region's
+  whole state (one AlertRegionModel) to every registered URL, as the real one does on a change.
 
 Faults (:meth:`Upstream.set_fault`), for one endpoint or all, for the next N requests
 or until cleared: ``http500``, ``http429`` (``Retry-After``), ``garbage`` (random
@@ -50,6 +53,8 @@ import os
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -79,6 +84,7 @@ ENDPOINTS: dict[str, str] = {
     "ukrainealarm": "/api/v3/alerts",
     "ukrainealarm_status": "/api/v3/alerts/status",
     "ukrainealarm_regions": "/api/v3/regions",
+    "ukrainealarm_webhook": "/api/v3/webhook",
 }
 _PATH_TO_ENDPOINT = {path: name for name, path in ENDPOINTS.items()}
 
@@ -213,6 +219,7 @@ class Upstream:
         self._log: list[RecordedRequest] = []
         self._ids = itertools.count(100_000)
         self._stopping = threading.Event()
+        self._webhooks: list[str] = []  # URLs registered with POST /api/v3/webhook
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -498,6 +505,63 @@ class Upstream:
         _, index, _ = self._snapshot()
         return json.dumps({"lastActionIndex": index}).encode()
 
+    # -- webhooks ----------------------------------------------------------------------
+    @property
+    def webhooks(self) -> list[str]:
+        """The webhook URLs registered now."""
+        with self._lock:
+            return list(self._webhooks)
+
+    def webhook_body(self, location_uid: str | int) -> bytes:
+        """What a push for ``location_uid`` carries: its region's whole state (AlertRegionModel)."""
+        region_id, region = self._ukrainealarm_region(str(location_uid))
+        for entry in json.loads(self.ukrainealarm_body()):
+            if entry["regionId"] == region_id:
+                return json.dumps(entry, ensure_ascii=False).encode()
+        empty = {
+            "regionId": region_id,
+            "regionType": _UA_REGION_TYPES.get(region.level, "Community") if region else "Community",
+            "regionName": region.name_uk if region else "",
+            "regionEngName": region.name_en if region else "",
+            "lastUpdate": _ua_time(_now()),
+            "activeAlerts": [],
+        }
+        return json.dumps(empty, ensure_ascii=False).encode()
+
+    def push(self, location_uid: str | int, body: bytes | None = None, timeout: float = 5.0) -> list[int]:
+        """POST the region's state (or ``body``) to every registered webhook; their HTTP statuses."""
+        payload = self.webhook_body(location_uid) if body is None else body
+        statuses = []
+        for url in self.webhooks:
+            request = urllib.request.Request(
+                url, data=payload, method="POST", headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as resp:
+                    statuses.append(resp.status)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+        return statuses
+
+    def _webhook_request(self, handler: BaseHTTPRequestHandler, record: RecordedRequest) -> None:
+        """POST registers, PATCH replaces the registration, DELETE removes it (body: WebHookModel)."""
+        length = int(handler.headers.get("Content-Length") or 0)
+        try:
+            url = json.loads(handler.rfile.read(length) or b"{}").get("webHookUrl")
+        except (ValueError, AttributeError):
+            url = None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            self._send(handler, record, 400, _json({"message": "webHookUrl required"}))
+            return
+        with self._lock:
+            if handler.command == "POST" and url not in self._webhooks:
+                self._webhooks.append(url)
+            elif handler.command == "PATCH":
+                self._webhooks = [url]
+            elif handler.command == "DELETE":
+                self._webhooks = [u for u in self._webhooks if u != url]
+        self._send(handler, record, 200, b"", "text/plain")
+
     # -- request handling (called from the server's threads) ---------------------------
     def _respond(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0]
@@ -513,6 +577,12 @@ class Upstream:
             expected = self.ukrainealarm_token
         if expected is not None and headers.get("authorization") != expected:
             self._send(handler, record, 401, _json({"message": "API token required or invalid"}))
+            return
+        if (handler.command == "GET") != (endpoint != "ukrainealarm_webhook"):
+            self._send(handler, record, 405, _json({"message": "Method not allowed"}))
+            return
+        if endpoint == "ukrainealarm_webhook":
+            self._webhook_request(handler, record)
             return
         fault = self._take_fault(endpoint)
         record.fault = fault
@@ -635,6 +705,8 @@ def _make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             upstream._respond(self)
+
+        do_POST = do_PATCH = do_DELETE = do_GET
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the request log is the record; stderr stays quiet in tests

@@ -30,6 +30,8 @@ def settings_secrets(settings: Settings) -> list[str]:
     for source in settings.sources:
         if source.token:
             secrets.append(source.token.get_secret_value())
+        if source.webhook_secret:  # the path of the push endpoint: whoever has it can push
+            secrets.append(source.webhook_secret.get_secret_value())
     urls = [u for sub in settings.subscribers for u in sub.urls] + list(settings.operators.urls)
     secrets.extend(u.get_secret_value() for u in urls)
     ss = settings.selfservice  # self-service: the admin token, the bot token, credentials in templates
@@ -162,7 +164,7 @@ async def run_app(
                 await daemon.aclose()
                 dispatcher.close()
             return 0
-        background = [dispatcher.run]
+        background: list[Callable[[asyncio.Event], object]] = [dispatcher.run]
         if settings.http.enabled:
             from alertd.web.server import bind_socket, create_app, serve
 
@@ -177,7 +179,9 @@ async def run_app(
                 metrics=metrics,
                 started_at=started_at,
                 redact=SecretFilter(secrets).scrub,
-                routes=_selfservice_routes(selfservice) + _cap_routes(settings, store, daemon, started_at),
+                routes=_selfservice_routes(selfservice)
+                + _cap_routes(settings, store, daemon, started_at)
+                + _hook_routes(settings, daemon, metrics, background),
             )
             if selfservice is not None:
                 from alertd.web.selfservice import attach
@@ -210,6 +214,23 @@ def _cap_routes(settings: Settings, store: Store, daemon: Daemon, started_at: da
     return cap_routes(
         settings.cap_out, store, lambda code: daemon.registry.source_ids_of(code), started_at=started_at
     )
+
+
+def _hook_routes(
+    settings: Settings, daemon: Daemon, metrics: Metrics, background: list[Callable[[asyncio.Event], object]]
+) -> list:
+    """``/hooks/ukrainealarm/<secret>`` for sources with a webhook_secret (alertd.web.hooks), and
+    the watch that returns their polling to normal when pushes stop (alertd.run.push)."""
+    pushing = [s for s in daemon.sources if s.webhook_secret is not None]
+    if not pushing:
+        return []
+    from alertd.run.push import PushControl
+    from alertd.web.hooks import hook_routes
+
+    control = PushControl(pushing, daemon, metrics)
+    background.append(control.run)
+    log.info("push endpoint enabled", sources=[s.name for s in pushing], path="/hooks/ukrainealarm/<secret>")
+    return hook_routes(settings.webhooks, pushing, daemon, control, metrics)
 
 
 def _selfservice_routes(selfservice: object | None) -> list:

@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alertd.config import Settings, SourceConfig
 from alertd.core.model import AlertEvent, EventStatus, Snapshot
+from alertd.core.push import apply_push
 from alertd.core.regions import RegionRegistry
 from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, shift_clock, unchanged_snapshot
 from alertd.errors import FetchError, ParseError
@@ -113,6 +114,8 @@ class Daemon:
         self._regions_learned: dict[str, float] = {}  # monotonic time of the last region-list fetch
         self.sources = [s for s in settings.sources if s.enabled]
         self._scheduler: AsyncIOScheduler | None = None
+        self._locks: dict[str, asyncio.Lock] = {}  # one poll (or push) of a source at a time
+        self._wanted: set[str] = set()  # sources with a push-triggered poll waiting to run
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -148,7 +151,68 @@ class Daemon:
         if task is not None:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        await self._poll(cfg)
+        async with self._lock(cfg.name):
+            await self._poll(cfg)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    # -- pushes (ukrainealarm webhooks, alertd.web.hooks) ------------------------------
+    def poll_soon(self, name: str) -> None:
+        """Poll ``name`` now, after any poll of it under way; several requests meanwhile are one poll.
+
+        A push says the upstream changed: the poll that follows confirms its starts
+        and is one of the good polls an end needs.
+        """
+        cfg = next((s for s in self.sources if s.name == name), None)
+        if cfg is None or name in self._wanted:
+            return
+        self._wanted.add(name)
+        task = asyncio.ensure_future(self._poll_wanted(cfg))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _poll_wanted(self, cfg: SourceConfig) -> None:
+        async with self._lock(cfg.name):
+            self._wanted.discard(cfg.name)
+            if time.monotonic() >= self._not_before.get(cfg.name, 0.0):  # a backing-off source waits
+                await self._poll(cfg)
+
+    def set_interval(self, name: str, seconds: float) -> None:
+        """Poll ``name`` every ``seconds`` from now on (slower while pushes arrive, see run/push.py)."""
+        cfg = next((s for s in self.sources if s.name == name), None)
+        job = self._scheduler.get_job(f"poll:{name}") if self._scheduler is not None else None
+        if cfg is None or job is None:
+            return
+        job.reschedule(MonotonicInterval(seconds, jitter=cfg.jitter or None))
+
+    async def push(self, cfg: SourceConfig, snapshot: Snapshot, received_wall: float) -> list[AlertEvent]:
+        """Announce the starts a push reports (never its ends: alertd.core.push), in one transaction,
+        then poll the source.
+
+        Applied under the source's poll lock: a poll fetched before the push must not
+        land after it and count the pushed alert as one poll missing.
+        """
+        async with self._lock(cfg.name):
+            events = self._apply_push(cfg, snapshot, received_wall)
+        self.poll_soon(cfg.name)
+        return events
+
+    def _apply_push(self, cfg: SourceConfig, snapshot: Snapshot, received_wall: float) -> list[AlertEvent]:
+        now = datetime.now(UTC)
+        step = apply_push(self.state, snapshot, now)
+        for note in step.notes:
+            log.info(note)
+        if not step.source_changed:
+            return []
+        new_events = self.store.commit_step(cfg.name, step, self.router, now=now, polled=False)
+        self.state = step.state
+        for event in new_events:
+            log.info(describe_event(event) + " " + kv(via="push"))
+        if new_events:
+            self.hooks.events(new_events, received_wall)
+            self.on_commit()
+        return new_events
 
     async def wait_inflight(self, timeout: float = 10.0) -> None:
         """On shutdown: let polls under way finish (their commit is one transaction either way)."""

@@ -367,11 +367,14 @@ class Store:
         outbox_for: OutboxRouter | None = None,
         cursor: dict[str, str | None] | None = None,
         now: datetime | None = None,
+        *,
+        polled: bool = True,
     ) -> list[AlertEvent]:
         """Persist a tracker step, its events and their outbox rows in one transaction.
 
         Returns the events that were new (an event id already stored is a replay
-        and produces no outbox rows).
+        and produces no outbox rows). ``polled=False`` (a pushed step) leaves the
+        source's poll record alone: a push is not a successful poll.
         """
         now = now or datetime.now(UTC)
         with self.transaction() as db:
@@ -425,7 +428,8 @@ class Store:
                 "UPDATE sources SET baseline_done = ?, last_count = ?, suspect = ? WHERE name = ?",
                 (int(status.baseline_done), status.last_count, status.suspect, source),
             )
-            self._success(db, source, cursor or {}, now)
+            if polled:
+                self._success(db, source, cursor or {}, now)
         return new_events
 
     def _insert_events(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC
 
@@ -52,6 +53,8 @@ DELIVERY_BUCKETS: tuple[float, ...] = (
     3600.0,
 )
 DELIVERY_OUTCOMES: tuple[str, ...] = ("delivered", "retry", "dead", "superseded")
+#: How many pushed event ids are remembered for the push-to-delivery latency.
+PUSHED_REMEMBERED = 10_000
 
 
 class Metrics:
@@ -108,6 +111,26 @@ class Metrics:
             buckets=DELIVERY_BUCKETS,
             registry=r,
         )
+        self.pushes = Counter(
+            "alertd_pushes",
+            "Pushes (webhooks) received, by source and outcome (accepted, rejected, too_large).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.push_delivery_latency = Histogram(
+            "alertd_push_delivery_latency_seconds",
+            "Seconds from a push arriving to a channel accepting the start it announced.",
+            buckets=DELIVERY_BUCKETS,
+            registry=r,
+        )
+        self.push_slowed = Gauge(
+            "alertd_push_polling_slowed",
+            "1 while a source's pushes arrive and its polling runs at push_interval, else 0.",
+            ["source"],
+            registry=r,
+        )
+        # event id → time.time() of the push that announced it; bounded, oldest dropped first
+        self._pushed_at: OrderedDict[str, float] = OrderedDict()
         for name in sources:
             self.polls.labels(source=name)
             self.poll_failures.labels(source=name)
@@ -138,9 +161,26 @@ class Metrics:
             self.events_total.labels(kind=str(event.kind), status=str(event.status)).inc()
             self.detection_latency.observe(latency)
 
+    # -- push hooks (alertd.web.hooks) ----------------------------------------------------
+    def pushed(self, source: str, outcome: str) -> None:
+        self.pushes.labels(source=source, outcome=outcome).inc()
+
+    def push_events(self, events: list[AlertEvent], received_wall: float) -> None:
+        """Remember which events a push announced, for the push-to-delivery latency."""
+        for event in events:
+            self._pushed_at[event.id] = received_wall
+        while len(self._pushed_at) > PUSHED_REMEMBERED:
+            self._pushed_at.popitem(last=False)
+
+    def push_mode(self, source: str, slowed: bool) -> None:
+        self.push_slowed.labels(source=source).set(1 if slowed else 0)
+
     # -- dispatcher hooks --------------------------------------------------------------
     def delivered(self, event: AlertEvent, latency_seconds: float | None = None) -> None:
         """A channel accepted the event; latency defaults to now − ``event.observed_at``."""
+        pushed_at = self._pushed_at.get(event.id)
+        if pushed_at is not None:
+            self.push_delivery_latency.observe(max(0.0, self._clock() - pushed_at))
         if latency_seconds is None:
             latency_seconds = self._clock() - event.observed_at.astimezone(UTC).timestamp()
         self.deliveries.labels(outcome="delivered").inc()
