@@ -8,4 +8,5 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 "$PY" "$HERE/startup.py"
 "$PY" "$HERE/fanout.py"
 "$PY" "$HERE/idle.py"
+"$PY" "$HERE/push_latency.py"
 "$PY" "$HERE/latency.py" --interval 1 10
