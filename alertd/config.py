@@ -48,8 +48,10 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from alertd.core import topics as core_topics
 from alertd.core.languages import Language
-from alertd.core.model import AlertKind, Region
+from alertd.core.model import AlertKind, Region, RegionLevel
+from alertd.core.regions import RegionRegistry
 from alertd.errors import ConfigError
 
 __all__ = [
@@ -65,10 +67,12 @@ __all__ = [
     "SourceConfig",
     "SourceType",
     "SubscriberConfig",
+    "TopicConfig",
     "TrackerConfig",
     "load_settings",
     "semantic_problems",
     "summary",
+    "topic_rule",
 ]
 
 ENV_PREFIX = "ALERTD_"
@@ -237,6 +241,53 @@ class SubscriberConfig(_Frozen):
     urls_file: Path | None = Field(
         default=None, description="File with one Apprise URL per line, appended to urls."
     )
+
+
+class TopicConfig(_Frozen):
+    """A broadcast topic: one channel per place that any number of residents follow (DESIGN §10).
+
+    Either a URL template applied to every place at ``levels`` (placeholders
+    ``{code}``, ``{slug}``, ``{oblast_code}``) or one URL for an explicit list of
+    ``places``. alertd posts each alert once per affected place; the service (an
+    ntfy server, a Telegram channel) carries it to everyone following.
+    """
+
+    name: str = Field(
+        min_length=1, max_length=64, pattern=_NAME_PATTERN, description="Unique name; appears in logs."
+    )
+    url: SecretStr | None = Field(
+        default=None,
+        description='Apprise URL or template, e.g. "ntfys://ntfy.example.org/alerts-{code}" (a secret: '
+        "it may hold a bot token).",
+    )
+    url_file: Path | None = Field(default=None, description="File holding the URL (instead of url).")
+    levels: list[Literal["oblast", "raion", "hromada", "city"]] = Field(
+        default_factory=list, description="Template mode: apply the URL to every place at these levels."
+    )
+    places: list[str] = Field(
+        default_factory=list,
+        description='Explicit mode: region codes this one channel is for, e.g. ["UA-30"].',
+    )
+    kinds: list[AlertKind] = Field(
+        default_factory=list, description="Alert kinds to post; empty: every kind."
+    )
+    language: Language | None = Field(default=None, description="Message language; None: the global one.")
+    follow: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Public link residents follow (same placeholders); default: derived for ntfy and "
+        "public Telegram channels.",
+    )
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> TopicConfig:
+        if bool(self.levels) == bool(self.places):
+            raise ValueError(
+                "set exactly one of levels (a URL template per place) and places (an explicit list)"
+            )
+        if self.url is not None and self.url_file is not None:
+            raise ValueError("set url or url_file, not both")
+        return self
 
 
 class OperatorsConfig(_Frozen):
@@ -475,6 +526,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(default="text", description="Human text or JSON lines.")
     sources: list[SourceConfig] = Field(default_factory=list, description="Upstream feeds to poll.")
     subscribers: list[SubscriberConfig] = Field(default_factory=list, description="Who hears what.")
+    topics: list[TopicConfig] = Field(
+        default_factory=list, description="Broadcast topics: one post per place, any number of listeners."
+    )
     operators: OperatorsConfig = Field(default_factory=OperatorsConfig, description="Operator channels.")
     http: HttpConfig = Field(default_factory=HttpConfig, description="/healthz and /metrics server.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Alert-correctness knobs.")
@@ -758,6 +812,16 @@ def _resolve_secrets(
             problems.append(error)
         subscribers.append(sub.model_copy(update={"urls": [*sub.urls, *extra]}))
 
+    topics = []
+    for i, topic in enumerate(settings.topics):
+        if topic.url_file is None:
+            topics.append(topic)
+            continue
+        url, error = _read_token(_secret_path(topic.url_file, environ, base_dir), f"topics[{i}].url_file")
+        if error:
+            problems.append(error)
+        topics.append(topic.model_copy(update={"url": url}))
+
     operators = settings.operators
     if operators.urls_file is not None:
         extra, error = _read_urls(_secret_path(operators.urls_file, environ, base_dir), "operators.urls_file")
@@ -779,6 +843,7 @@ def _resolve_secrets(
         update={
             "sources": sources,
             "subscribers": subscribers,
+            "topics": topics,
             "operators": operators,
             "selfservice": selfservice,
         }
@@ -843,6 +908,13 @@ def semantic_problems(
         if validate_urls:
             problems += _apprise_problems(f"{key}.urls", sub.urls)
 
+    for i, sub in enumerate(settings.subscribers):
+        if sub.name.startswith("topic:"):
+            problems.append(
+                f"subscribers[{i}].name: names starting with 'topic:' are reserved for [[topics]]"
+            )
+    problems += _topic_problems(settings.topics, registry, validate_urls=validate_urls)
+
     if validate_urls:
         problems += _apprise_problems("operators.urls", settings.operators.urls)
     if settings.templates:
@@ -874,6 +946,83 @@ def semantic_problems(
     if settings.cap_out.enabled and not settings.http.enabled:
         problems.append("cap_out.enabled: the CAP feed is served by the HTTP server ([http] enabled = true)")
     return problems
+
+
+def _topic_problems(
+    topics: Sequence[TopicConfig], registry: RegionLookup | None, *, validate_urls: bool
+) -> list[str]:
+    """[[topics]] checks: placeholders, region codes, one URL per place, each URL loading in Apprise.
+
+    The per-place checks need the full registry (:class:`alertd.core.regions.RegionRegistry`);
+    with a small lookup only the explicit places are checked.
+    """
+    problems: list[str] = []
+    _first_index([t.name for t in topics], "topics", "topic", problems)
+    full = registry if isinstance(registry, RegionRegistry) else None
+    for i, topic in enumerate(topics):
+        key = f"topics[{i}]"
+        if topic.url is None:
+            if topic.url_file is None:
+                problems.append(f"{key}.url: required (url or url_file)")
+            continue
+        template = topic.url.get_secret_value()
+        used = core_topics.placeholders(template)
+        unknown = used - core_topics.PLACEHOLDERS
+        if unknown:
+            allowed = ", ".join("{" + p + "}" for p in sorted(core_topics.PLACEHOLDERS))
+            problems.append(
+                f"{key}.url: unknown placeholder(s) {', '.join(sorted(unknown))} (allowed: {allowed})"
+            )
+            continue
+        if topic.follow is not None:
+            bad = core_topics.placeholders(topic.follow) - core_topics.PLACEHOLDERS
+            if bad:
+                problems.append(f"{key}.follow: unknown placeholder(s) {', '.join(sorted(bad))}")
+                continue
+        if topic.levels and not used:
+            problems.append(
+                f"{key}.url: a template applied per place needs {{code}}, {{slug}} or {{oblast_code}}; "
+                "for one channel over several places use places = [...]"
+            )
+            continue
+        if registry is not None:
+            for j, code in enumerate(topic.places):
+                if registry.get(code) is None:
+                    problems.append(
+                        f"{key}.places[{j}]: unknown region code {code!r}{_suggest(registry, code)}"
+                    )
+        rule = topic_rule(topic, "uk")
+        if full is not None:
+            for first, codes in core_topics.collisions(rule, full):
+                more = f" and {len(codes) - 2} more" if len(codes) > 2 else ""
+                problems.append(
+                    f"{key}.url: places {first} and {codes[1]}{more} expand to the same URL; "
+                    "add {code} to the template"
+                )
+        if validate_urls and full is not None:
+            bindings = core_topics.expand([rule], full)
+            if bindings:
+                from alertd import channels
+
+                problem = channels.problem(bindings[0].url)
+                if problem:
+                    problems.append(f"{key}.url: {problem} (for place {bindings[0].place})")
+        elif validate_urls and not used:
+            problems += _apprise_problems(f"{key}.url", [topic.url])
+    return problems
+
+
+def topic_rule(topic: TopicConfig, language: str) -> core_topics.TopicRule:
+    """The routing-ready form of a ``[[topics]]`` section; ``language`` is the global default."""
+    return core_topics.TopicRule(
+        name=topic.name,
+        url=topic.url.get_secret_value() if topic.url is not None else "",
+        levels=tuple(RegionLevel(level) for level in topic.levels),
+        places=tuple(topic.places),
+        kinds=frozenset(topic.kinds),
+        language=topic.language or language,
+        follow=topic.follow,
+    )
 
 
 def _selfservice_problems(cfg: SelfServiceConfig, *, validate_urls: bool) -> list[str]:
@@ -962,6 +1111,8 @@ def summary(settings: Settings) -> str:
         _plural(channels, "channel"),
         _plural(ops, "operator channel"),
     ]
+    if settings.topics:
+        parts.append(_plural(len(settings.topics), "topic"))
     return "config OK: " + ", ".join(parts)
 
 

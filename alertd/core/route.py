@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from alertd.config import Settings
+from alertd.config import Settings, topic_rule
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region
 from alertd.core.regions import RegionRegistry
+from alertd.core.topics import TopicBinding, expand
 from alertd.store.sqlite import OutboxRow, StoredSubscriber
 
-__all__ = ["Router", "Subscriber", "subscribers_from"]
+__all__ = ["Router", "Subscriber", "subscribers_from", "topic_bindings", "topic_subscribers"]
 
 #: Statuses that only item feeds (RSS/Atom/CAP) produce: such an event also reaches advisory subscribers.
 _NOTICE_STATUSES: frozenset[EventStatus] = frozenset({EventStatus.ISSUED, EventStatus.CANCELLED})
@@ -96,6 +97,33 @@ def subscribers_from(settings: Settings, stored: Iterable[StoredSubscriber]) -> 
             )
         )
     return out
+
+
+def topic_bindings(settings: Settings, registry: RegionRegistry) -> list[TopicBinding]:
+    """Every configured ``[[topics]]`` section expanded to its places (languages default to the global one)."""
+    return expand([topic_rule(t, settings.language) for t in settings.topics], registry)
+
+
+def topic_subscribers(bindings: Iterable[TopicBinding]) -> list[Subscriber]:
+    """Each topic binding as a subscriber of its one place (see :mod:`alertd.core.topics`).
+
+    Routing then gives a topic exactly what a resident of that place must hear:
+    alerts in the place, in the places containing it and inside it. Put these
+    first in the router's list: a URL shared with a person is then owned by the
+    topic (no personal footer on a message many read), and topic rows are
+    written, hence claimed, before the individual rows of the same event.
+    """
+    return [
+        Subscriber(
+            name=b.subscriber,
+            regions=(b.place,),
+            kinds=b.kinds,
+            advisories=(),
+            language=b.language,
+            urls=(b.url,),
+        )
+        for b in bindings
+    ]
 
 
 class Router:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from alertd.config import Settings
 from alertd.core.model import AlertEvent
 from alertd.core.regions import RegionRegistry
-from alertd.core.route import Router, subscribers_from
+from alertd.core.route import Router, subscribers_from, topic_bindings, topic_subscribers
 from alertd.logs import SecretFilter, get_logger, setup_logging
 from alertd.run.daemon import Daemon, run_forever
 from alertd.run.dispatch import Dispatcher
@@ -33,6 +33,7 @@ def settings_secrets(settings: Settings) -> list[str]:
         if source.webhook_secret:  # the path of the push endpoint: whoever has it can push
             secrets.append(source.webhook_secret.get_secret_value())
     urls = [u for sub in settings.subscribers for u in sub.urls] + list(settings.operators.urls)
+    urls += [topic.url for topic in settings.topics]  # a bot token may sit in a topic URL
     secrets.extend(u.get_secret_value() for u in urls)
     ss = settings.selfservice  # self-service: the admin token, the bot token, credentials in templates
     for secret in (ss.admin_token, ss.bot_token, *ss.templates.values()):
@@ -54,14 +55,16 @@ class LiveRouter:
         self.store = store
         self._version: int | None = None
         self._router: Router | None = None
+        # Broadcast topics come from the config file only: expanded once, routed before people.
+        self._topics = topic_subscribers(topic_bindings(settings, registry))
 
     def current(self) -> Router:
         version = self.store.subscribers_version()
         if self._router is None or version != self._version:
             subscribers = subscribers_from(self.settings, self.store.subscribers())
-            self._router = Router(subscribers, self.registry)
+            self._router = Router([*self._topics, *subscribers], self.registry)
             self._version = version
-            log.info("subscribers loaded", subscribers=len(subscribers))
+            log.info("subscribers loaded", subscribers=len(subscribers), topics=len(self._topics))
         return self._router
 
     def __call__(self, event: AlertEvent) -> list[OutboxRow]:

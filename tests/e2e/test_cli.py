@@ -278,6 +278,7 @@ def credentials(tmp_path: Path) -> Path:
         "mykola-sms.urls": f"twilio://AC{'a' * 32}:{'b' * 32}@+15551234567/+380501234567\n",
         "aid-worker.urls": "mailtos://user:pass@smtp.example.org?to=a@example.org\n",
         "operators.urls": "ntfy://ntfy.sh/ops\n",
+        "kyiv-telegram.url": "tgram://123456789:AAH-placeholder/@kyiv_alerts\n",
     }
     for name, text in files.items():
         (creds / name).write_text(text, encoding="utf-8")

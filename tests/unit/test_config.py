@@ -98,7 +98,7 @@ def test_example_file_loads_with_credentials_directory(tmp_path: Path) -> None:
     assert settings.db_path == Path("/var/lib/alertd/alertd.sqlite3")
     assert summary(settings) == (
         "config OK: 4 sources (alerts-in-ua, ukrainealarm, us-embassy-kyiv, meteoalarm-gb (disabled)), "
-        "2 subscribers, 2 channels, 1 operator channel"
+        "2 subscribers, 2 channels, 1 operator channel, 1 topic"
     )
 
 
@@ -337,3 +337,81 @@ def test_secret_token_never_in_error_text(tmp_path: Path) -> None:
         load_settings(path, env={}, registry=REGISTRY)
     assert [p.split(": ")[1] for p in info.value.problems] == ["subscribers[0].urls[1]"]
     assert SECRET not in str(info.value)
+
+
+# --- broadcast topics ---------------------------------------------------------------------------
+
+TOPICS_BASE = """\
+[[sources]]
+name = "ua"
+type = "ukrainealarm"
+token = "t0k"
+"""
+
+
+def test_topics_both_modes_load(tmp_path: Path) -> None:
+    (tmp_path / "tg.url").write_text("tgram://123456789:AAsecretTOKEN/@kyiv_alerts\n")
+    path = write(
+        tmp_path,
+        TOPICS_BASE
+        + """
+[[topics]]
+name = "places"
+url = "ntfys://ntfy.example.org/alerts-{code}"
+levels = ["oblast", "hromada"]
+kinds = ["air_raid", "missiles"]
+language = "en"
+
+[[topics]]
+name = "kyiv"
+url_file = "tg.url"
+places = ["UA-30"]
+""",
+    )
+    settings = load_settings(path, env={}, registry=REGISTRY)
+    places, kyiv = settings.topics
+    assert places.levels == ["oblast", "hromada"] and places.language == "en"
+    assert (
+        kyiv.url is not None and kyiv.url.get_secret_value() == "tgram://123456789:AAsecretTOKEN/@kyiv_alerts"
+    )
+    assert summary(settings).endswith("2 topics")
+    assert "AAsecretTOKEN" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('url = "ntfy://h/{code}"', "set exactly one of levels"),
+        ('url = "ntfy://h/{code}"\nlevels = ["oblast"]\nplaces = ["UA-30"]', "set exactly one of levels"),
+        ('url = "ntfy://h/{zone}"\nlevels = ["oblast"]', "topics[0].url: unknown placeholder(s) zone"),
+        ('url = "ntfy://h/all"\nlevels = ["oblast"]', "topics[0].url: a template applied per place needs"),
+        ('url = "ntfy://h/x"\nplaces = ["UA-99"]', "topics[0].places[0]: unknown region code 'UA-99'"),
+        ('places = ["UA-30"]', "topics[0].url: required (url or url_file)"),
+        ('url = "ntfy://h/{code}"\nlevels = ["country"]', "topics[0].levels[0]: Input should be"),
+        ('url = "ntfy://h/x"\nplaces = ["UA-30"]\nfollow = "https://h/{nope}"', "topics[0].follow: unknown"),
+    ],
+)
+def test_topic_problems(tmp_path: Path, body: str, expected: str) -> None:
+    path = write(tmp_path, TOPICS_BASE + '[[topics]]\nname = "t"\n' + body + "\n")
+    problems = problems_of(path)
+    assert any(expected in p for p in problems), problems
+
+
+def test_topic_template_collisions_need_the_real_registry(tmp_path: Path) -> None:
+    from alertd.core.regions import RegionRegistry
+
+    path = write(
+        tmp_path,
+        TOPICS_BASE + '[[topics]]\nname = "t"\nurl = "ntfy://h/{slug}"\nlevels = ["hromada"]\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={}, registry=RegionRegistry.load(), validate_urls=False)
+    assert any("expand to the same URL; add {code}" in p for p in info.value.problems)
+
+
+def test_subscriber_names_cannot_pose_as_topics(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        TOPICS_BASE + '[[subscribers]]\nname = "topic:x"\nregions = ["UA-30"]\nurls = ["ntfy://ntfy.sh/a"]\n',
+    )
+    assert any("reserved for [[topics]]" in p for p in problems_of(path))
