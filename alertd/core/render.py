@@ -586,68 +586,110 @@ def _cut(text: str, ok: Callable[[str], bool], ellipsis: str = "…") -> str | N
 
 def _fit(draft: _Draft, limits: ChannelLimits, footer: str | None) -> tuple[str, str]:
     """(title, body) within the channel's limits, giving up the least important parts first."""
-    sms = limits.sms
-    fold = sms or limits.title_maxlen <= 0
-    measure = limits.measure or len
+    fitter = _Fitter(draft, limits, footer)
+    return fitter.title(), fitter.body()
 
-    def body_ok(body: str) -> bool:
+
+@dataclass(frozen=True)
+class _Fitter:
+    """Fits one draft to one channel. The body gives up, in order and only as far as needed: the
+    footer, the extra detail (cut), the advice sentence, the full place name (shortened, then cut),
+    and last the essential line itself (cut with an ellipsis)."""
+
+    draft: _Draft
+    limits: ChannelLimits
+    footer: str | None
+
+    @property
+    def sms(self) -> bool:
+        return self.limits.sms
+
+    @property
+    def fold(self) -> bool:
+        """SMS and title-less channels carry the title as the body's first line."""
+        return self.limits.sms or self.limits.title_maxlen <= 0
+
+    def fits(self, body: str) -> bool:
+        """Whether the channel carries ``body`` whole: one SMS segment, or its length as delivered."""
         if not body:
             return False
-        if sms:
+        if self.sms:
             _enc, units, limit = sms_length(body)
-            return units <= limit and len(body) <= limits.body_maxlen
-        return measure(body) <= limits.body_maxlen
+            return units <= limit and len(body) <= self.limits.body_maxlen
+        return (self.limits.measure or len)(body) <= self.limits.body_maxlen
 
-    def essential(region: str, advice: bool) -> str:
+    def essential(self, region: str, advice: bool) -> str:
+        """The line that must get through: (title,) kind, place, time (and the advice, while it fits)."""
+        draft = self.draft
         head = draft.prefix + region + draft.suffix
-        if fold and draft.title and draft.title not in head:
+        if self.fold and draft.title and draft.title not in head:
             head = f"{draft.title}\n{head}"
-        if draft.emoji and not sms:
+        if draft.emoji and not self.sms:
             head = f"{draft.emoji} {head}"
         if advice and draft.advice:
             head += (" " if head.endswith((".", "!", "?")) else ". ") + draft.advice
         return head
 
-    def assemble(region: str, advice: bool, details: tuple[str, ...], with_footer: bool) -> str:
-        lines = [essential(region, advice), *details]
-        if with_footer and footer:
-            lines.append(footer)
+    def assemble(self, region: str, advice: bool, details: tuple[str, ...], with_footer: bool) -> str:
+        lines = [self.essential(region, advice), *details]
+        if with_footer and self.footer:
+            lines.append(self.footer)
         text = "\n".join(line for line in lines if line)
-        return _sms_clean(text) if sms else text
+        return _sms_clean(text) if self.sms else text
 
-    def ellipsis_for(text: str) -> str:
-        return "..." if sms and sms_length(text)[0] == "gsm7" else "…"
+    def ellipsis_for(self, text: str) -> str:
+        """ "..." keeps a GSM-7 SMS in GSM-7; "…" everywhere else."""
+        return "..." if self.sms and sms_length(text)[0] == "gsm7" else "…"
 
-    region, details = draft.region, draft.details
-    body = assemble(region, True, details, True)
-    if not body_ok(body):
-        body = assemble(region, True, details, False)  # the footer goes first
-    if not body_ok(body) and details:
+    def shorter_details(self, region: str, details: tuple[str, ...]) -> tuple[str, ...]:
+        """The details cut to what fits beside the essential line; none when under 12 characters remain."""
         joined = "\n".join(details)
-        cut = _cut(joined, lambda d: body_ok(assemble(region, True, (d,), False)), ellipsis_for(joined))
-        details = (cut,) if cut is not None and len(cut) >= 12 else ()
-        body = assemble(region, True, details, False)
-    if not body_ok(body):
-        body = assemble(region, False, details, False)  # then the advice sentence
-    if not body_ok(body) and region:
-        region = _short_region(region)
-        body = assemble(region, False, details, False)
-        if not body_ok(body):
-            cut = _cut(region, lambda r: body_ok(assemble(r, False, details, False)), ellipsis_for(region))
-            if cut is not None and len(cut) > 1:
-                region = cut
-                body = assemble(region, False, details, False)
-    if not body_ok(body):
-        full = assemble(region, False, (), False)
-        body = _cut(full, body_ok, ellipsis_for(full)) or full[: max(1, limits.body_maxlen)]
+        cut = _cut(
+            joined, lambda d: self.fits(self.assemble(region, True, (d,), False)), self.ellipsis_for(joined)
+        )
+        return (cut,) if cut is not None and len(cut) >= 12 else ()
 
-    if fold:
-        title = ""
-    else:
-        title = draft.title
-        if limits.title_maxlen > 0 and len(title) > limits.title_maxlen:
-            title = _cut(title, lambda t: len(t) <= limits.title_maxlen) or title[: limits.title_maxlen]
-    return title, body
+    def shorter_region(self, region: str, details: tuple[str, ...]) -> str:
+        """The short place name ("Біла Церква"), cut further only if even that does not fit."""
+        short = _short_region(region)
+        if self.fits(self.assemble(short, False, details, False)):
+            return short
+        cut = _cut(
+            short, lambda r: self.fits(self.assemble(r, False, details, False)), self.ellipsis_for(short)
+        )
+        return cut if cut is not None and len(cut) > 1 else short
+
+    def body(self) -> str:
+        region, details = self.draft.region, self.draft.details
+        body = self.assemble(region, True, details, True)
+        if self.fits(body):
+            return body
+        body = self.assemble(region, True, details, False)  # the footer goes first
+        if self.fits(body):
+            return body
+        if details:
+            details = self.shorter_details(region, details)
+            body = self.assemble(region, True, details, False)
+            if self.fits(body):
+                return body
+        body = self.assemble(region, False, details, False)  # then the advice sentence
+        if self.fits(body):
+            return body
+        if region:
+            region = self.shorter_region(region, details)
+            body = self.assemble(region, False, details, False)
+            if self.fits(body):
+                return body
+        full = self.assemble(region, False, (), False)
+        return _cut(full, self.fits, self.ellipsis_for(full)) or full[: max(1, self.limits.body_maxlen)]
+
+    def title(self) -> str:
+        if self.fold:
+            return ""
+        title, maxlen = self.draft.title, self.limits.title_maxlen
+        if maxlen > 0 and len(title) > maxlen:
+            return _cut(title, lambda t: len(t) <= maxlen) or title[:maxlen]
+        return title
 
 
 # ---------------------------------------------------------------------------
