@@ -443,100 +443,126 @@ def _resolve_region(registry, value: str) -> tuple[str | None, str | None]:
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    from alertd import channels
-    from alertd.core.model import AlertKind
-    from alertd.store.sqlite import Store, StoredSubscriber
+    from alertd.store.sqlite import Store
 
     settings, registry = _load(args)
     store = Store(settings.db_path)
     try:
         if args.action == "add":
-            problems: list[str] = []
-            regions: list[str] = []
-            for value in args.region:
-                code, error = _resolve_region(registry, value)
-                if error:
-                    problems.append(f"--region: {error}")
-                elif code not in regions:
-                    regions.append(code)  # type: ignore[arg-type]
-            kinds = []
-            for value in args.kind:
-                try:
-                    kinds.append(str(AlertKind(value)))
-                except ValueError:
-                    problems.append(
-                        f"--kind: unknown kind {value!r} (one of: {', '.join(k.value for k in AlertKind)})"
-                    )
-            for i, url in enumerate(args.url):
-                problem = channels.problem(url)
-                if problem:
-                    problems.append(f"--url[{i}]: {problem}")
-            if not regions and not args.advisory:
-                problems.append(
-                    "give at least one --region or --advisory: this subscriber would hear nothing"
-                )
-            if any(s.name == args.name for s in settings.subscribers):
-                problems.append(f"{args.name!r} is already a subscriber in the configuration file")
-            if problems:
-                for line in problems:
-                    print(f"alertd subscribers add: {line}", file=sys.stderr)
-                return EXIT_CONFIG
-            try:
-                store.add_subscriber(
-                    StoredSubscriber(
-                        name=args.name,
-                        regions=tuple(regions),
-                        kinds=tuple(kinds),
-                        advisories=tuple(args.advisory),
-                        language=args.language,
-                        urls=tuple(args.url),
-                    )
-                )
-            except StoreError as exc:
-                print(f"alertd subscribers add: {exc}", file=sys.stderr)
-                return EXIT_FAILURE
-            print(f"added {args.name}: regions {', '.join(regions) or '-'}; {len(args.url)} channel(s)")
-            return EXIT_OK
+            return _subscribers_add(args, settings, registry, store)
         if args.action == "remove":
-            if store.remove_subscriber(args.name):
-                print(f"removed {args.name}")
-                return EXIT_OK
-            if any(s.name == args.name for s in settings.subscribers):
-                print(
-                    f"alertd subscribers remove: {args.name!r} is defined in the configuration file; edit it there",
-                    file=sys.stderr,
-                )
-            else:
-                print(f"alertd subscribers remove: no subscriber named {args.name!r}", file=sys.stderr)
-            return EXIT_FAILURE
-        records = _all_subscribers(settings, store)
-        if args.action == "show":
-            records = [r for r in records if r["name"] == args.name]
-            if not records:
-                print(f"alertd subscribers show: no subscriber named {args.name!r}", file=sys.stderr)
-                return EXIT_FAILURE
-        for record in records:
-            # channels.mask shortens phone numbers that Apprise's privacy URL keeps in the path.
-            record["urls"] = [channels.mask(u) for u in record["urls"]]
-            record["regions"] = [
-                f"{code} ({r.name(settings.language)})" if (r := registry.get(code)) else code
-                for code in record["regions"]
-            ]
-        if getattr(args, "json", False):
-            print(json.dumps(records, ensure_ascii=False, indent=None))
-            return EXIT_OK
-        if not records:
-            print("no subscribers")
-        for r in records:
-            print(f"{r['name']}  [{r['origin']}]  language={r['language']}")
-            print(f"  regions:    {', '.join(r['regions']) or '-'}")
-            print(f"  kinds:      {', '.join(r['kinds']) or 'every kind'}")
-            print(f"  advisories: {', '.join(r['advisories']) or '-'}")
-            for url in r["urls"]:
-                print(f"  channel:    {url}")
-        return EXIT_OK
+            return _subscribers_remove(args, settings, store)
+        return _subscribers_show(args, settings, registry, store)
     finally:
         store.close()
+
+
+def _subscribers_add(args: argparse.Namespace, settings, registry, store) -> int:
+    """``subscribers add``: every problem with the arguments at once, else one row in the store."""
+    from alertd.store.sqlite import StoredSubscriber
+
+    problems, regions, kinds = _add_problems(args, settings, registry)
+    if problems:
+        for line in problems:
+            print(f"alertd subscribers add: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        store.add_subscriber(
+            StoredSubscriber(
+                name=args.name,
+                regions=regions,
+                kinds=kinds,
+                advisories=tuple(args.advisory),
+                language=args.language,
+                urls=tuple(args.url),
+            )
+        )
+    except StoreError as exc:
+        print(f"alertd subscribers add: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"added {args.name}: regions {', '.join(regions) or '-'}; {len(args.url)} channel(s)")
+    return EXIT_OK
+
+
+def _add_problems(
+    args: argparse.Namespace, settings, registry
+) -> tuple[list[str], tuple[str, ...], tuple[str, ...]]:
+    """What is wrong with ``subscribers add``'s arguments, and the region codes and kinds they name.
+
+    Regions may be given by name here (the CLI's convenience); kinds and advisories follow the
+    rules of :mod:`alertd.core.subscribers`, the same as the configuration file and self-service.
+    """
+    from alertd import channels
+    from alertd.core.subscribers import check_advisories, check_kinds
+
+    problems: list[str] = []
+    regions: list[str] = []
+    for value in args.region:
+        code, error = _resolve_region(registry, value)
+        if code is None:
+            problems.append(f"--region: {error}")
+        elif code not in regions:
+            regions.append(code)
+    kinds, kind_problems = check_kinds(args.kind)
+    problems += [f"--kind: {p.text}" for p in kind_problems]
+    _advisories, advisory_problems = check_advisories(args.advisory, {s.name for s in settings.sources})
+    problems += [f"--advisory: {p.text}" for p in advisory_problems]
+    for i, url in enumerate(args.url):
+        problem = channels.problem(url)
+        if problem:
+            problems.append(f"--url[{i}]: {problem}")
+    if not regions and not args.advisory:
+        problems.append("give at least one --region or --advisory: this subscriber would hear nothing")
+    if any(s.name == args.name for s in settings.subscribers):
+        problems.append(f"{args.name!r} is already a subscriber in the configuration file")
+    return problems, tuple(regions), tuple(str(k) for k in kinds)
+
+
+def _subscribers_remove(args: argparse.Namespace, settings, store) -> int:
+    """``subscribers remove``: only store rows; a subscriber from the configuration file is edited there."""
+    if store.remove_subscriber(args.name):
+        print(f"removed {args.name}")
+        return EXIT_OK
+    if any(s.name == args.name for s in settings.subscribers):
+        print(
+            f"alertd subscribers remove: {args.name!r} is defined in the configuration file; edit it there",
+            file=sys.stderr,
+        )
+    else:
+        print(f"alertd subscribers remove: no subscriber named {args.name!r}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _subscribers_show(args: argparse.Namespace, settings, registry, store) -> int:
+    """``subscribers list`` and ``show NAME``: masked channels, region names beside the codes."""
+    from alertd import channels
+
+    records = _all_subscribers(settings, store)
+    if args.action == "show":
+        records = [r for r in records if r["name"] == args.name]
+        if not records:
+            print(f"alertd subscribers show: no subscriber named {args.name!r}", file=sys.stderr)
+            return EXIT_FAILURE
+    for record in records:
+        # channels.mask shortens phone numbers that Apprise's privacy URL keeps in the path.
+        record["urls"] = [channels.mask(u) for u in record["urls"]]
+        record["regions"] = [
+            f"{code} ({r.name(settings.language)})" if (r := registry.get(code)) else code
+            for code in record["regions"]
+        ]
+    if getattr(args, "json", False):
+        print(json.dumps(records, ensure_ascii=False, indent=None))
+        return EXIT_OK
+    if not records:
+        print("no subscribers")
+    for r in records:
+        print(f"{r['name']}  [{r['origin']}]  language={r['language']}")
+        print(f"  regions:    {', '.join(r['regions']) or '-'}")
+        print(f"  kinds:      {', '.join(r['kinds']) or 'every kind'}")
+        print(f"  advisories: {', '.join(r['advisories']) or '-'}")
+        for url in r["urls"]:
+            print(f"  channel:    {url}")
+    return EXIT_OK
 
 
 def _all_subscribers(settings, store) -> list[dict]:

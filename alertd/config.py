@@ -25,7 +25,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -50,8 +50,9 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from alertd.core import topics as core_topics
 from alertd.core.languages import Language
-from alertd.core.model import AlertKind, Region, RegionLevel
+from alertd.core.model import AlertKind, RegionLevel
 from alertd.core.regions import RegionRegistry
+from alertd.core.subscribers import RegionLookup, check_advisories, check_regions
 from alertd.errors import ConfigError
 
 __all__ = [
@@ -96,20 +97,9 @@ TOKEN_REQUIRED: frozenset[str] = frozenset({"alerts_in_ua", "ukrainealarm"})
 DEFAULT_INTERVALS: dict[str, float] = {"rss": 300.0, "cap": 300.0}
 
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 SourceName = Annotated[str, StringConstraints(pattern=_NAME_PATTERN, max_length=64)]
 CountryCode = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Z]{2}$")]
-
-
-class RegionLookup(Protocol):
-    """What config validation needs from :class:`alertd.core.regions.RegionRegistry`.
-
-    A protocol so tests (and ``alertd check`` before the registry loads) can pass
-    a small fake; ``find``/``search`` are used for suggestions when present.
-    """
-
-    def get(self, code: str) -> Region | None: ...
 
 
 class _Frozen(BaseModel):
@@ -892,17 +882,9 @@ def semantic_problems(
     _first_index([sub.name for sub in settings.subscribers], "subscribers", "subscriber", problems)
     for i, sub in enumerate(settings.subscribers):
         key = f"subscribers[{i}]"
-        if registry is not None:
-            for j, code in enumerate(sub.regions):
-                if registry.get(code) is None:
-                    problems.append(
-                        f"{key}.regions[{j}]: unknown region code {code!r}{_suggest(registry, code)}"
-                    )
-        for j, adv in enumerate(sub.advisories):
-            if adv not in source_names and not _COUNTRY_RE.match(adv):
-                problems.append(
-                    f"{key}.advisories[{j}]: {adv!r} is neither a source name nor an ISO country code (e.g. 'UA')"
-                )
+        found = check_regions(sub.regions, registry)[1] if registry is not None else []
+        found += check_advisories(sub.advisories, source_names)[1]
+        problems += [f"{key}.{p.field}[{p.index}]: {p.text}" for p in found]
         if not sub.urls and sub.urls_file is None:
             problems.append(f"{key}.urls: no notification URLs (urls or urls_file)")
         if validate_urls:
@@ -986,11 +968,9 @@ def _topic_problems(
             )
             continue
         if registry is not None:
-            for j, code in enumerate(topic.places):
-                if registry.get(code) is None:
-                    problems.append(
-                        f"{key}.places[{j}]: unknown region code {code!r}{_suggest(registry, code)}"
-                    )
+            problems += [
+                f"{key}.places[{p.index}]: {p.text}" for p in check_regions(topic.places, registry)[1]
+            ]
         rule = topic_rule(topic, "uk")
         if full is not None:
             for first, codes in core_topics.collisions(rule, full):
@@ -1068,24 +1048,6 @@ def _selfservice_problems(cfg: SelfServiceConfig, *, validate_urls: bool) -> lis
     if cfg.admin_token is not None and len(cfg.admin_token.get_secret_value()) < 16:
         problems.append("selfservice.admin_token: use at least 16 characters")
     return problems
-
-
-def _suggest(registry: RegionLookup, code: str) -> str:
-    """'(did you mean UA-30 Kyiv?)' from the registry's name lookups, when it has them."""
-    matches: list[Region] = []
-    for method, args in (("find", (code,)), ("search", (code, 3))):
-        fn = getattr(registry, method, None)
-        if fn is None:
-            continue
-        try:
-            matches = list(fn(*args))[:3]
-        except Exception:  # a suggestion must never turn into a crash
-            matches = []
-        if matches:
-            break
-    if not matches:
-        return ""
-    return " (did you mean " + ", ".join(f"{r.code} {r.name('en')}" for r in matches) + "?)"
 
 
 def _apprise_problems(key: str, urls: Sequence[SecretStr]) -> list[str]:

@@ -19,9 +19,10 @@ from typing import Any
 from alertd import channels
 from alertd.config import Settings
 from alertd.core.regions import RegionRegistry
+from alertd.core.subscribers import Problem, check_kinds, check_language, check_regions
 from alertd.logs import kv
 from alertd.store.sqlite import Store, StoredSubscriber
-from alertd.web.selfservice.i18n import LANGUAGES, OFFERED_KINDS, t
+from alertd.web.selfservice.i18n import OFFERED_KINDS, t
 from alertd.web.selfservice.safety import (
     BuiltChannel,
     RateLimiter,
@@ -105,36 +106,24 @@ class SelfService:
         return t("footer", language, link=self.manage_url(token))
 
     # -- validation --------------------------------------------------------------------------------
+    # The rules are alertd.core.subscribers' (shared with the config file and the CLI); the
+    # first problem becomes the refusal, its key the translated error code.
     def _regions(self, value: Any) -> list[str]:
-        if not isinstance(value, list) or not value:
-            raise Refusal(400, "no_regions", field="regions")
-        if len(value) > self.cfg.max_regions:
-            raise Refusal(400, "too_many_regions", field="regions", limit=self.cfg.max_regions)
-        codes: list[str] = []
-        for code in value:
-            if not isinstance(code, str) or len(code) > 32 or self.registry.get(code) is None:
-                raise Refusal(400, "unknown_region", field="regions", code=str(code)[:32])
-            if code not in codes:
-                codes.append(code)
-        return codes
+        codes, problems = check_regions(value, self.registry, required=True, limit=self.cfg.max_regions)
+        _refuse_first(problems)
+        return list(codes)
 
     @staticmethod
     def _kinds(value: Any) -> list[str]:
-        if not isinstance(value, list) or not value:
-            raise Refusal(400, "no_kinds", field="kinds")
-        kinds: list[str] = []
-        for kind in value:
-            if not isinstance(kind, str) or kind not in OFFERED_KINDS:
-                raise Refusal(400, "unknown_kind", field="kinds", kind=str(kind)[:32])
-            if kind not in kinds:
-                kinds.append(kind)
-        return kinds
+        kinds, problems = check_kinds(value, allowed=OFFERED_KINDS, required=True)
+        _refuse_first(problems)
+        return [str(kind) for kind in kinds]
 
     @staticmethod
     def _language(value: Any) -> str:
-        if value not in LANGUAGES:
-            raise Refusal(400, "bad_language", field="language")
-        return str(value)
+        language, problems = check_language(value)
+        _refuse_first(problems)
+        return str(language)
 
     def _refused(self, exc: Refusal, action: str, client: str, **fields: object) -> None:
         log.info("subscription refused " + kv(action=action, reason=exc.key, client=client, **fields))
@@ -370,3 +359,18 @@ class SelfService:
         oblast = self.registry.get(region.oblast) if region.oblast else None
         context = oblast.name(lang) if oblast is not None and oblast.code != region.code else ""
         return {"code": region.code, "name": region.name(lang), "level": str(region.level), "oblast": context}
+
+
+def _refuse_first(problems: list[Problem]) -> None:
+    """A 400 refusal naming the first problem; its message parameters as the page's texts expect."""
+    if not problems:
+        return
+    first = problems[0]
+    params: dict[str, object] = {}
+    if first.key == "unknown_region":
+        params["code"] = first.value[:32]
+    elif first.key == "unknown_kind":
+        params["kind"] = first.value[:32]
+    if first.limit is not None:
+        params["limit"] = first.limit
+    raise Refusal(400, first.key, field=first.field, **params)
