@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 
-log = logging.getLogger("alertd.clock")
+from alertd.logs import get_logger
+
+log = get_logger("alertd.clock")
 
 #: a step below this is clock jitter or NTP slewing, not a step
 STEP_THRESHOLD = 2.0
@@ -95,9 +96,9 @@ class ClockWatch:
             if step:
                 if abs(step) >= LOG_THRESHOLD:
                     log.warning(
-                        "wall clock stepped %s by %s; polls rescheduled on the monotonic clock",
-                        "forward" if step > 0 else "back",
-                        describe_step(abs(step)),
+                        "wall clock stepped; polls rescheduled on the monotonic clock",
+                        direction="forward" if step > 0 else "back",
+                        step=describe_step(abs(step)),
                     )
                 on_step(step)
 

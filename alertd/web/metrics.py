@@ -11,7 +11,6 @@ It is the daemon's :class:`~alertd.run.daemon.Hooks` (``poll_ok``, ``poll_failed
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 
 from alertd.core.model import AlertEvent
+from alertd.logs import get_logger
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -30,7 +30,7 @@ __all__ = [
     "Metrics",
 ]
 
-log = logging.getLogger("alertd")
+log = get_logger(__name__)
 
 #: Seconds from the upstream's response arriving to the event being committed.
 DETECTION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -143,7 +143,7 @@ class Metrics:
         try:
             return float(self._outbox_depth())
         except Exception as exc:  # a scrape must not fail because the store is briefly unhappy
-            log.warning("outbox depth unavailable for /metrics: %s", exc)
+            log.warning("outbox depth unavailable for /metrics", error=str(exc))
             return float("nan")
 
     # -- daemon hooks ------------------------------------------------------------------
