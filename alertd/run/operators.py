@@ -13,7 +13,6 @@ notice has a (kind, subject) key and at most one message per key goes out per
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,12 +20,14 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 
 from alertd import channels
+from alertd.core.kinds import kind_name
+from alertd.core.languages import language_of
 from alertd.core.model import AlertEvent
-from alertd.logs import kv
+from alertd.logs import get_logger
 
 __all__ = ["RATE_LIMIT", "OperatorNotifier"]
 
-log = logging.getLogger("alertd.run.operators")
+log = get_logger(__name__)
 
 #: Seconds between two messages with the same (kind, subject).
 RATE_LIMIT = 600.0
@@ -68,7 +69,8 @@ class OperatorNotifier:
         timeout: float | None = None,
     ) -> None:
         self._urls = [u.get_secret_value() if isinstance(u, SecretStr) else u for u in urls]
-        self._text = _TEXT.get(language, _TEXT["en"])
+        self._language = language_of(language)
+        self._text = _TEXT[self._language]
         self._rate_limit = rate_limit
         self._clock = clock
         self._last: dict[tuple[str, str], float] = {}
@@ -99,7 +101,7 @@ class OperatorNotifier:
             now = self._clock()
             last = self._last.get(key)
             if last is not None and now - last < self._rate_limit:
-                log.info("operator notice held back (rate limit) " + kv(kind=kind, subject=subject))
+                log.info("operator notice held back (rate limit)", kind=kind, subject=subject)
                 return False
             self._last[key] = now
         results = await asyncio.gather(*(self._send(url, title, body, notify_type) for url in self._urls))
@@ -114,9 +116,9 @@ class OperatorNotifier:
         )
         ok, detail = result.ok, result.detail
         if ok:
-            log.info("operator notice sent " + kv(channel=channel.masked, title=title))
+            log.info("operator notice sent", channel=channel.masked, title=title)
         else:
-            log.warning("operator notice failed " + kv(channel=channel.masked, title=title, error=detail))
+            log.warning("operator notice failed", channel=channel.masked, title=title, error=detail)
         return ok
 
     # -- the notices ------------------------------------------------------------------------------
@@ -154,10 +156,11 @@ class OperatorNotifier:
 
     async def dead_letters(self, event: AlertEvent, count: int, error: str) -> bool:
         """``count`` channels were given up on for ``event`` (aggregated by the dispatcher per batch)."""
+        kind = kind_name(event.kind, self._language)
         if event.region is not None:
-            what = f"{event.kind} {event.region.code} {event.region.name('en')}"
+            what = f"{kind} {event.region.code} {event.region.name(self._language)}"
         else:
-            what = f"{event.kind} {event.headline[:80]}".strip()
+            what = f"{kind} {event.headline[:80]}".strip()
         fmt = {
             "count": count,
             "status": str(event.status),
