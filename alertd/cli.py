@@ -11,16 +11,20 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alertd import __version__
 from alertd.core.languages import LANGUAGES
 from alertd.errors import ConfigError, ParseError, StoreError
 
+if TYPE_CHECKING:
+    from alertd.config import SourceConfig
+    from alertd.core.model import Notice
+    from alertd.sources.spec import ParseInput
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
-
-PARSE_KINDS = ("alerts_in_ua", "ukrainealarm", "rss", "cap", "oref")
 
 
 def _config_path(value: str | None) -> Path | None:
@@ -41,6 +45,8 @@ def _add_config(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from alertd.sources import REGISTRY
+
     parser = argparse.ArgumentParser(
         prog="alertd",
         description="Civilian air-alert notification daemon: polls alert feeds and advisories, "
@@ -67,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Parse saved upstream payloads and print one JSON object per active alert or notice. "
         "On an untrustworthy payload print one error line on stderr and exit non-zero.",
     )
-    p.add_argument("--source", required=True, choices=PARSE_KINDS, help="upstream kind of the payload")
+    p.add_argument(
+        "--source", required=True, choices=tuple(REGISTRY), help="feed type of the payload (a source type)"
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="payload files; - reads standard input")
 
     p = sub.add_parser("subscribers", help="manage subscribers kept in the state file")
@@ -232,12 +240,15 @@ def _parse_record(item: object) -> dict:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from alertd.core.model import Snapshot
+    """Parse saved payloads with the type's parser; a thin index's linked messages are fetched."""
+    from alertd.config import SourceConfig
+    from alertd.core.model import Notice
     from alertd.core.regions import RegionRegistry
-    from alertd.run.poll import PARSERS
+    from alertd.sources import REGISTRY
+    from alertd.sources.spec import ParseInput
 
+    spec = REGISTRY[args.source]
     registry = RegionRegistry.load()
-    parse = PARSERS[args.source]
     lines: list[str] = []
     for name in args.files:
         where = "<stdin>" if name == "-" else name
@@ -246,26 +257,58 @@ def cmd_parse(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"alertd parse: cannot read {name}: {exc.strerror}", file=sys.stderr)
             return EXIT_FAILURE
+        payload = ParseInput(body, args.source, registry, where)
         try:
-            result = parse(body, source=args.source, registry=registry, where=where)
+            if spec.parse_state is not None:
+                snapshot = spec.parse_state(payload)
+            else:
+                assert spec.parse_items is not None
+                notices, skipped = asyncio.run(
+                    _parse_items(SourceConfig(name=args.source, type=args.source), payload)
+                )
         except ParseError as exc:
             print(f"alertd parse: {exc}", file=sys.stderr)
             return EXIT_FAILURE
-        if isinstance(result, Snapshot):
-            for warning in result.warnings:
+        if spec.parse_state is not None:
+            for warning in snapshot.warnings:
                 print(f"alertd parse: warning: {where}: {warning}", file=sys.stderr)
-            for item in (*result.alerts, *result.ended):
+            for item in (*snapshot.alerts, *snapshot.ended):
                 record = _parse_record(item)
                 record["source"] = args.source
-                record["status"] = "ended" if item.ended_at is not None or item in result.ended else "active"
+                ended = item.ended_at is not None or item in snapshot.ended
+                record["status"] = "ended" if ended else "active"
                 lines.append(json.dumps(record, ensure_ascii=False))
         else:
-            for notice in result:
-                lines.append(json.dumps(_parse_record(notice), ensure_ascii=False))
+            for reason in skipped:
+                print(f"alertd parse: warning: {where}: {reason}", file=sys.stderr)
+            lines += [
+                json.dumps(_parse_record(n), ensure_ascii=False) for n in notices if isinstance(n, Notice)
+            ]
     # all files parsed before anything is printed: a bad file yields nothing on stdout
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+async def _parse_items(cfg: SourceConfig, payload: ParseInput) -> tuple[list[Notice], list[str]]:
+    """An item feed's notices, with the messages a thin index links to fetched (as the daemon would)."""
+    from alertd.run.fetch import make_client
+    from alertd.run.poll import MessageCache, resolve_links
+    from alertd.sources import REGISTRY
+
+    parse_items = REGISTRY[cfg.type].parse_items
+    assert parse_items is not None
+    batch = parse_items(payload)
+    notices = list(batch.notices)
+    reasons = [item.reason for item in batch.skipped]
+    if batch.links:
+        async with make_client() as client:
+            linked, skipped, _ = await resolve_links(
+                client, cfg, batch, payload.registry, MessageCache(), base_url=payload.where, limit=10_000
+            )
+        notices += linked
+        reasons += [item.reason for item in skipped]
+    return notices, reasons
 
 
 # -- check ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -54,9 +55,9 @@ from alertd.core.model import AlertKind, RegionLevel
 from alertd.core.regions import RegionRegistry
 from alertd.core.subscribers import RegionLookup, check_advisories, check_regions
 from alertd.errors import ConfigError
+from alertd.sources import REGISTRY
 
 __all__ = [
-    "DEFAULT_URLS",
     "ENV_CONFIG",
     "ENV_PREFIX",
     "DeliveryConfig",
@@ -82,19 +83,17 @@ ENV_CONFIG = "ALERTD_CONFIG"
 #: systemd's ``LoadCredential=`` directory; relative secret paths resolve against it.
 ENV_CREDENTIALS = "CREDENTIALS_DIRECTORY"
 
-SourceType = Literal["alerts_in_ua", "ukrainealarm", "rss", "cap", "oref"]
 
-#: Endpoint used when a source gives no ``url``. rss and cap have none: they are generic.
-DEFAULT_URLS: dict[str, str] = {
-    "alerts_in_ua": "https://api.alerts.in.ua/v1/alerts/active.json",
-    "ukrainealarm": "https://api.ukrainealarm.com/api/v3/alerts",
-    "oref": "https://www.oref.org.il/warningMessages/alert/alerts.json",
-}
-#: Source types whose API refuses anonymous requests.
-TOKEN_REQUIRED: frozenset[str] = frozenset({"alerts_in_ua", "ukrainealarm"})
-#: Poll intervals for types that should not use the 10 s state-feed default:
-#: advisories change a few times a day and publishers dislike being hammered.
-DEFAULT_INTERVALS: dict[str, float] = {"rss": 300.0, "cap": 300.0}
+
+def _known_source_type(value: str) -> str:
+    """A type is a key of :data:`alertd.sources.REGISTRY`; the message lists the known ones."""
+    if value not in REGISTRY:
+        raise ValueError(f"unknown source type {value!r} (known: {', '.join(REGISTRY)})")
+    return value
+
+
+#: A feed type name: one of the modules in ``alertd/sources/`` (see ``alertd.sources.REGISTRY``).
+SourceType = Annotated[str, AfterValidator(_known_source_type)]
 
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
@@ -114,7 +113,8 @@ class SourceConfig(_Frozen):
     name: SourceName = Field(description="Unique name, [a-z0-9][a-z0-9._-]*; appears in logs and events.")
     type: SourceType = Field(description="Which parser and fetch parameters apply.")
     url: str | None = Field(
-        default=None, description="Endpoint; defaults per type (DEFAULT_URLS). Required for rss and cap."
+        default=None,
+        description="Endpoint; defaults per type (the type's SourceSpec). Required for rss and cap.",
     )
     token: SecretStr | None = Field(default=None, description="API token (alerts_in_ua, ukrainealarm).")
     token_file: Path | None = Field(
@@ -142,7 +142,7 @@ class SourceConfig(_Frozen):
         default=None,
         gt=0,
         description="Seconds: only an explicit end record ends this source's alerts, or this long without "
-        "the alert. Default: unset (two good polls without it end it), except oref: 3600.",
+        "the alert. Default: the type's (oref: 3600), else unset (two good polls without it end it).",
     )
 
     webhook_secret: SecretStr | None = Field(
@@ -165,20 +165,19 @@ class SourceConfig(_Frozen):
 
     @property
     def effective_end_hold(self) -> float | None:
-        # Oref's live list shows an alert for about a minute while people must stay in
-        # shelter until its "event ended" message: absence there is not an all-clear.
-        if self.end_hold is None and self.type == "oref":
-            return 3600.0
+        """The configured hold, else the type's own (see ``SourceSpec.end_hold``)."""
+        if self.end_hold is None:
+            return REGISTRY[self.type].end_hold
         return self.end_hold
 
     @model_validator(mode="before")
     @classmethod
     def _per_type_interval(cls, data: Any) -> Any:
-        """Give rss/cap their slower default interval unless one was written explicitly."""
+        """Give each type its own default interval (rss/cap: 300 s) unless one was written explicitly."""
         if isinstance(data, Mapping) and "interval" not in data:
-            default = DEFAULT_INTERVALS.get(str(data.get("type")))
-            if default is not None:
-                return {**data, "interval": default}
+            spec = REGISTRY.get(str(data.get("type")))
+            if spec is not None:
+                return {**data, "interval": spec.default_interval}
         return data
 
     @field_validator("webhook_secret")
@@ -200,7 +199,7 @@ class SourceConfig(_Frozen):
     @property
     def effective_url(self) -> str | None:
         """The URL actually polled: the configured one or the type's default."""
-        return self.url or DEFAULT_URLS.get(self.type)
+        return self.url or REGISTRY[self.type].default_url
 
     @property
     def effective_allowance(self) -> float:
@@ -876,7 +875,7 @@ def semantic_problems(
         key = f"sources[{i}]"
         if src.effective_url is None:
             problems.append(f"{key}.url: required for type {src.type}")
-        if src.type in TOKEN_REQUIRED and src.token is None and src.token_file is None:
+        if REGISTRY[src.type].token_required and src.token is None and src.token_file is None:
             problems.append(f"{key}.token: {src.type} needs an API token (token or token_file)")
 
     _first_index([sub.name for sub in settings.subscribers], "subscribers", "subscriber", problems)

@@ -43,10 +43,17 @@ class StoreError(AlertdError):
 
 
 class FetchError(AlertdError):
-    """An upstream request failed: timeout, HTTP error, oversized body."""
+    """An upstream request failed: timeout, HTTP error, oversized body, redirect elsewhere.
 
-    def __init__(self, source: str, reason: str, retry_after: float | None = None) -> None:
+    ``status`` is the HTTP status when the upstream answered (None for timeouts and
+    connection errors); ``retry_after`` the seconds its ``Retry-After`` asked for.
+    """
+
+    def __init__(
+        self, source: str, reason: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         self.source = source
         self.reason = reason
+        self.status = status
         self.retry_after = retry_after
         super().__init__(f"{source}: {reason}")

@@ -61,10 +61,11 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from alertd.core.model import AlertKind, Region, RegionLevel
 from alertd.core.regions import RegionRegistry
-from alertd.sources import alerts_in_ua, ukrainealarm
+from alertd.sources import REGISTRY, alerts_in_ua, ukrainealarm
 
 __all__ = [
     "ENDPOINTS",
@@ -78,18 +79,35 @@ __all__ = [
     "main",
 ]
 
-#: Endpoint name → path. Faults and the request log use the names.
+
+def _path(url: str | None) -> str:
+    if url is None:  # pragma: no cover - the Ukrainian specs have all three URLs
+        raise ValueError("a simulated endpoint needs its upstream's URL")
+    return urlsplit(url).path
+
+
+#: Endpoint name → path, taken from the sources' own specs so the stand-in serves what alertd asks for.
+#: Faults and the request log use the names.
 ENDPOINTS: dict[str, str] = {
-    "alerts_in_ua": "/v1/alerts/active.json",
-    "ukrainealarm": "/api/v3/alerts",
-    "ukrainealarm_status": "/api/v3/alerts/status",
-    "ukrainealarm_regions": "/api/v3/regions",
-    "ukrainealarm_webhook": "/api/v3/webhook",
+    "alerts_in_ua": _path(alerts_in_ua.SPEC.default_url),
+    "ukrainealarm": _path(ukrainealarm.SPEC.default_url),
+    "ukrainealarm_status": _path(ukrainealarm.status_url(ukrainealarm.DEFAULT_URL)),
+    "ukrainealarm_regions": _path(ukrainealarm.regions_url(ukrainealarm.DEFAULT_URL)),
+    "ukrainealarm_webhook": "/api/v3/webhook",  # webhook registration (not polled, so not in the spec)
 }
 _PATH_TO_ENDPOINT = {path: name for name, path in ENDPOINTS.items()}
 
 FaultMode = Literal[
-    "http500", "http429", "garbage", "empty_body", "truncated", "html200", "timeout", "trickle", "empty_list"
+    "http500",
+    "http429",
+    "garbage",
+    "empty_body",
+    "truncated",
+    "html200",
+    "timeout",
+    "trickle",
+    "empty_list",
+    "redirect",
 ]
 FAULT_MODES: frozenset[str] = frozenset(FaultMode.__args__)  # type: ignore[attr-defined]
 
@@ -191,7 +209,8 @@ class Upstream:
     ``token`` is required by every endpoint (``ukrainealarm_token`` overrides it for
     ukrainealarm); None disables the check. ``timeout_delay`` is how long the
     ``timeout`` fault stalls (longer than the client's timeout, please), ``retry_after``
-    the ``Retry-After`` value of the ``http429`` fault.
+    the ``Retry-After`` value of the ``http429`` fault, ``redirect_to`` the base URL the
+    ``redirect`` fault sends clients to (302, same path; e.g. another stand-in's ``url``).
     """
 
     def __init__(
@@ -205,12 +224,14 @@ class Upstream:
         timeout_delay: float = 3.0,
         trickle_delay: float = 0.3,
         retry_after: str = "2",
+        redirect_to: str | None = None,
     ) -> None:
         self.token = token
         self.ukrainealarm_token = ukrainealarm_token if ukrainealarm_token is not None else token
         self.timeout_delay = timeout_delay
         self.trickle_delay = trickle_delay
         self.retry_after = retry_after
+        self.redirect_to = redirect_to
         self.registry = registry or RegionRegistry.load()
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -572,9 +593,9 @@ class Upstream:
         if endpoint is None:
             self._send(handler, record, 404, _json({"message": "Not found"}))
             return
-        expected = f"Bearer {self.token}" if endpoint == "alerts_in_ua" and self.token is not None else None
-        if endpoint != "alerts_in_ua" and self.ukrainealarm_token is not None:
-            expected = self.ukrainealarm_token
+        expected = _auth_value("alerts_in_ua", self.token) if endpoint == "alerts_in_ua" else None
+        if endpoint != "alerts_in_ua":
+            expected = _auth_value("ukrainealarm", self.ukrainealarm_token)
         if expected is not None and headers.get("authorization") != expected:
             self._send(handler, record, 401, _json({"message": "API token required or invalid"}))
             return
@@ -592,6 +613,12 @@ class Upstream:
             fault = None  # then answer normally: the client has long given up
         if fault == "http500":
             self._send(handler, record, 500, b"Internal Server Error", "text/plain")
+            return
+        if fault == "redirect":
+            if self.redirect_to is None:
+                raise ValueError("the redirect fault needs Upstream(redirect_to=...)")
+            target = self.redirect_to.rstrip("/") + handler.path
+            self._send(handler, record, 302, b"", "text/plain", extra={"Location": target})
             return
         if fault == "http429":
             body = _json({"message": "Too many requests"})
@@ -660,6 +687,14 @@ class Upstream:
             record.sent_at = time.time()
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True
+
+
+def _auth_value(source_type: str, token: str | None) -> str | None:
+    """The Authorization value the real upstream expects, built by the source's own spec."""
+    auth = REGISTRY[source_type].auth
+    if token is None or auth is None:
+        return None
+    return auth.headers(token).get("Authorization")
 
 
 def _json(data: Any) -> bytes:

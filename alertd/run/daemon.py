@@ -22,6 +22,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alertd.config import Settings, SourceConfig
+from alertd.core.backoff import backoff_delay
 from alertd.core.model import AlertEvent, EventStatus, Snapshot
 from alertd.core.push import apply_push
 from alertd.core.regions import RegionRegistry
@@ -29,14 +30,22 @@ from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, shi
 from alertd.errors import FetchError, ParseError
 from alertd.logs import kv
 from alertd.run.clock import ClockWatch, MonotonicInterval
-from alertd.run.fetch import backoff_delay, make_client
-from alertd.run.poll import fetch_ukrainealarm_regions, poll_source
+from alertd.run.fetch import make_client
+from alertd.run.poll import MessageCache, PollResult, poll_source, refresh_registry, spec_of
+from alertd.sources.spec import FeedShape
 from alertd.store.sqlite import OutboxRouter, Store
 
 log = logging.getLogger("alertd")
 
-#: seconds between fetches of an upstream's own region list (ukrainealarm)
-REGIONS_REFRESH = 86400.0
+#: Longest wait between polls of a failing source: a feed back after an outage is heard within this.
+MAX_POLL_BACKOFF = 60.0
+#: Item keys remembered per source for "logged once" notes (refused-but-fine items).
+_TOLD_LIMIT = 10_000
+
+
+def poll_backoff_cap(interval: float) -> float:
+    """``min(60 s, 6 × interval)``: back off, but never so long that a returning feed goes unheard."""
+    return min(MAX_POLL_BACKOFF, 6 * interval)
 
 
 class Hooks(Protocol):
@@ -111,7 +120,10 @@ class Daemon:
         self._not_before: dict[str, float] = {}  # monotonic time before which a backing-off source is skipped
         self._rng = random.Random()
         self._inflight: set[asyncio.Task[object]] = set()
-        self._regions_learned: dict[str, float] = {}  # monotonic time of the last region-list fetch
+        self._refresh_due: dict[str, float] = {}  # monotonic time of the next registry refresh per source
+        self._rate_limited: set[str] = set()  # sources backing off on the upstream's own request
+        self._messages: dict[str, MessageCache] = {}  # linked messages of thin indexes, per source
+        self._told: dict[str, set[str]] = {}  # items already logged once at info, per source
         self.sources = [s for s in settings.sources if s.enabled]
         self._scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}  # one poll (or push) of a source at a time
@@ -220,36 +232,52 @@ class Daemon:
         if pending:
             await asyncio.wait(pending, timeout=timeout)
 
-    async def _learn_regions(self, cfg: SourceConfig) -> None:
-        """Once a day, learn ukrainealarm's region ids from its own /regions list.
+    async def _refresh(self, cfg: SourceConfig) -> None:
+        """Fetch the type's refresh list (ukrainealarm's /regions, daily) into the region registry.
 
         A failure here is not a poll failure: the shipped registry still places
-        most alerts, and unknown ids still yield ``ukrainealarm:<id>`` regions.
+        most alerts, and unknown ids still yield ``<source>:<id>`` regions.
         """
-        self._regions_learned[cfg.name] = time.monotonic()
+        refresh = spec_of(cfg).refresh
+        if refresh is None or time.monotonic() < self._refresh_due.get(cfg.name, 0.0):
+            return
+        self._refresh_due[cfg.name] = time.monotonic() + refresh.every
         try:
-            entries = await fetch_ukrainealarm_regions(self.client, cfg)
+            registry = await refresh_registry(self.client, cfg, self.registry)
         except (FetchError, ParseError) as exc:
-            self._regions_learned[cfg.name] = time.monotonic() - REGIONS_REFRESH + 3600  # retry in an hour
+            self._refresh_due[cfg.name] = time.monotonic() + refresh.retry_after_failure
             log.warning("region list not fetched " + kv(source=cfg.name, error=str(exc)))
             return
+        if registry is None:
+            return
         before = len(self.registry)
-        self.registry = self.registry.learn_ukrainealarm_regions(entries)
-        log.info(
-            "region list fetched "
-            + kv(source=cfg.name, regions=len(entries), added=len(self.registry) - before)
-        )
+        self.registry = registry
+        log.info("region list fetched " + kv(source=cfg.name, added=len(self.registry) - before))
+
+    def _log_skipped(self, cfg: SourceConfig, result: PollResult) -> None:
+        """Refused items: a warning each time; fine-but-not-for-residents ones once, at info."""
+        told = self._told.setdefault(cfg.name, set())
+        for item in result.skipped:
+            if item.warning:
+                log.warning("item refused " + kv(source=cfg.name, reason=item.reason))
+            elif item.key not in told:
+                if len(told) >= _TOLD_LIMIT:
+                    told.clear()
+                told.add(item.key)
+                log.info("item not announced " + kv(source=cfg.name, reason=item.reason))
 
     async def _poll(self, cfg: SourceConfig) -> None:
-        if cfg.type == "ukrainealarm" and (
-            time.monotonic() - self._regions_learned.get(cfg.name, -REGIONS_REFRESH) >= REGIONS_REFRESH
-        ):
-            await self._learn_regions(cfg)
+        await self._refresh(cfg)
         cursor = self.store.cursor(cfg.name)
         try:
-            result = await poll_source(self.client, cfg, cursor, self.registry)
-        except (FetchError, ParseError) as exc:
-            self._failed(cfg, str(exc), getattr(exc, "retry_after", None))
+            result = await poll_source(
+                self.client, cfg, cursor, self.registry, self._messages.setdefault(cfg.name, MessageCache())
+            )
+        except FetchError as exc:
+            self._failed(cfg, str(exc), exc.retry_after, exc.status)
+            return
+        except ParseError as exc:
+            self._failed(cfg, str(exc), None)
             return
         except asyncio.CancelledError:
             raise
@@ -258,6 +286,8 @@ class Daemon:
             self._failed(cfg, f"internal error: {type(exc).__name__}: {exc}", None)
             return
         self._not_before.pop(cfg.name, None)
+        self._rate_limited.discard(cfg.name)
+        self._log_skipped(cfg, result)
         if cursor.consecutive_failures:
             log.info(
                 "source recovered "
@@ -273,9 +303,7 @@ class Daemon:
             self.hooks.recovered(cfg.name, (datetime.now(UTC) - since).total_seconds())
         now = datetime.now(UTC)
         payload = result.payload
-        if isinstance(payload, Snapshot) or (
-            payload is None and cfg.type in ("alerts_in_ua", "ukrainealarm", "oref")
-        ):
+        if isinstance(payload, Snapshot) or (payload is None and spec_of(cfg).shape is FeedShape.STATE):
             snapshot = payload if isinstance(payload, Snapshot) else unchanged_snapshot(self.state, cfg.name)
             for warning in snapshot.warnings:
                 log.warning("payload warning " + kv(source=cfg.name, warning=warning))
@@ -315,6 +343,19 @@ class Daemon:
         if new_events:
             self.hooks.events(new_events, result.received_wall)
             self.on_commit()
+            if spec_of(cfg).shape is FeedShape.STATE:
+                self._activity(cfg.name)
+
+    def _activity(self, reporter: str) -> None:
+        """Another source just reported a change: failing sources retry at their next scheduled poll.
+
+        Alerts come in waves; when one feed sees activity, a backed-off second feed is
+        worth asking now rather than after its backoff. A source rate-limited by its
+        upstream (Retry-After, 429/503) keeps waiting: it asked us to.
+        """
+        for name in list(self._not_before):
+            if name != reporter and name not in self._rate_limited:
+                del self._not_before[name]
 
     def _silent_sources(self, polling: str, now: datetime) -> frozenset[str]:
         """Other sources whose reports no longer hold an alert open (see tracker.apply_snapshot):
@@ -333,9 +374,18 @@ class Daemon:
                 silent.add(name)
         return frozenset(silent)
 
-    def _failed(self, cfg: SourceConfig, error: str, retry_after: float | None) -> None:
+    def _failed(
+        self, cfg: SourceConfig, error: str, retry_after: float | None, status: int | None = None
+    ) -> None:
         cursor = self.store.record_failure(cfg.name, error)
-        delay = backoff_delay(cursor.consecutive_failures, cfg.interval, rng=self._rng)
+        delay = backoff_delay(
+            cursor.consecutive_failures,
+            base=cfg.interval,
+            cap=poll_backoff_cap(cfg.interval),
+            draw=self._rng.random(),
+        )
+        if retry_after is not None or status in (429, 503):
+            self._rate_limited.add(cfg.name)
         if retry_after is not None:
             delay = max(delay, min(retry_after, 3600.0))
         self._not_before[cfg.name] = time.monotonic() + delay

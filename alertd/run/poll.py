@@ -1,114 +1,228 @@
-"""One poll of one source: which URL, which headers, which parser. The thin shell around a parser."""
+"""One poll of one source, driven by its :class:`~alertd.sources.spec.SourceSpec`: URL, headers, parser.
+
+The thin shell around a parser. Everything type-specific comes from the spec in
+:data:`alertd.sources.REGISTRY` (auth header, change index, refresh list, state or
+item feed); nothing here names a feed type.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
-from alertd.config import DEFAULT_URLS, SourceConfig
+from alertd.config import SourceConfig
 from alertd.core.model import Notice, Snapshot
 from alertd.core.regions import RegionRegistry
 from alertd.errors import FetchError, ParseError
 from alertd.run.fetch import fetch
-from alertd.sources import alerts_in_ua, cap, oref, rss, ukrainealarm
+from alertd.sources import REGISTRY
+from alertd.sources.spec import ItemBatch, ParseInput, SkippedItem, SourceSpec
 from alertd.store.sqlite import SourceCursor
 
-#: type name → parse(body, *, source, registry, where, headers)
-PARSERS: dict[str, Callable[..., Any]] = {
-    "alerts_in_ua": alerts_in_ua.parse,
-    "ukrainealarm": ukrainealarm.parse,
-    "rss": rss.parse,
-    "cap": cap.parse,
-    "oref": oref.parse,
-}
-
-STATE_FEEDS = frozenset({"alerts_in_ua", "ukrainealarm", "oref"})
+#: Linked messages (thin CAP indexes) fetched at most per poll; the rest wait for the next
+#: poll. Publishers list dozens of messages and must not get dozens of requests a minute.
+MAX_LINKS_PER_POLL = 20
+#: Parsed linked messages remembered per source (by identifier + sent): each is fetched once.
+MESSAGE_CACHE_SIZE = 2000
 
 
 @dataclass(frozen=True)
 class PollResult:
-    """What a good poll produced. ``payload`` None means the upstream said "unchanged"."""
+    """What a good poll produced. ``payload`` None means the upstream said "unchanged".
+
+    ``skipped`` are items of an item feed refused one by one (the rest of the feed was good).
+    """
 
     payload: Snapshot | list[Notice] | None
     cursor: dict[str, str | None] = field(default_factory=dict)
     received_at: float = 0.0  # time.monotonic() when the response arrived (detection latency)
     received_wall: float = 0.0  # time.time() at the same moment
+    skipped: tuple[SkippedItem, ...] = ()
+
+
+@dataclass
+class _Cached:
+    notices: tuple[Notice, ...]
+
+
+class MessageCache:
+    """Linked messages already fetched and parsed, by key, least recently used dropped first.
+
+    A message is keyed by its identity *and version* (CAP identifier + sent), so an
+    Update published under a new sent time is fetched, and an unchanged index costs
+    no request per entry. Refused messages are cached too (as no notices): their
+    version will not become valid by asking again.
+    """
+
+    def __init__(self, limit: int = MESSAGE_CACHE_SIZE) -> None:
+        self._items: OrderedDict[str, _Cached] = OrderedDict()
+        self._limit = limit
+
+    def get(self, key: str) -> tuple[Notice, ...] | None:
+        hit = self._items.get(key)
+        if hit is None:
+            return None
+        self._items.move_to_end(key)
+        return hit.notices
+
+    def put(self, key: str, notices: tuple[Notice, ...]) -> None:
+        self._items[key] = _Cached(notices)
+        self._items.move_to_end(key)
+        while len(self._items) > self._limit:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def spec_of(cfg: SourceConfig) -> SourceSpec:
+    return REGISTRY[cfg.type]
 
 
 def source_url(cfg: SourceConfig) -> str:
-    url = cfg.url or DEFAULT_URLS.get(cfg.type)
+    url = cfg.effective_url
     if not url:
         raise ValueError(f"source {cfg.name}: no url")
     return url
 
 
 def request_headers(cfg: SourceConfig) -> dict[str, str]:
-    """The source's auth header and the ones the upstream insists on."""
-    headers = {"Accept": "application/json" if cfg.type in STATE_FEEDS else "*/*"}
+    """The source's auth header and the ones the upstream insists on, then the configured ones."""
     token = cfg.token.get_secret_value() if cfg.token else None
-    if cfg.type == "alerts_in_ua" and token:
-        headers["Authorization"] = f"Bearer {token}"
-    elif cfg.type == "ukrainealarm" and token:
-        headers["Authorization"] = token  # ukrainealarm takes the raw key
-    elif cfg.type == "oref":
-        headers["Referer"] = "https://www.oref.org.il/"
-        headers["X-Requested-With"] = "XMLHttpRequest"
-    headers.update(cfg.headers)
-    return headers
+    return spec_of(cfg).request_headers(token, cfg.headers)
 
 
-def status_url(cfg: SourceConfig) -> str | None:
-    """ukrainealarm's cheap change index, polled before the full alert list."""
-    if cfg.type != "ukrainealarm":
+async def refresh_registry(
+    client: httpx.AsyncClient, cfg: SourceConfig, registry: RegionRegistry
+) -> RegionRegistry | None:
+    """Fetch the type's refresh list (ukrainealarm ``/regions``) and return the updated registry.
+
+    None when the type or this URL has no refresh list. Raises FetchError/ParseError.
+    """
+    refresh = spec_of(cfg).refresh
+    url = refresh.url_for(source_url(cfg)) if refresh else None
+    if refresh is None or url is None:
         return None
-    url = source_url(cfg).rstrip("/")
-    return f"{url}/status" if url.endswith("/alerts") else None
-
-
-def regions_url(cfg: SourceConfig) -> str | None:
-    """ukrainealarm's region list (``/api/v3/regions``), beside its ``/api/v3/alerts``."""
-    if cfg.type != "ukrainealarm":
-        return None
-    url = source_url(cfg).rstrip("/")
-    return url[: -len("/alerts")] + "/regions" if url.endswith("/alerts") else None
-
-
-async def fetch_ukrainealarm_regions(
-    client: httpx.AsyncClient, cfg: SourceConfig
-) -> list[tuple[str, str, str, str | None]]:
-    """The upstream's own region list, so ids the shipped registry lacks still find their place."""
-    url = regions_url(cfg)
-    if url is None:
-        return []
     resp = await fetch(
         client, cfg.name, url, headers=request_headers(cfg), timeout=cfg.timeout, max_bytes=cfg.max_bytes
     )
-    return ukrainealarm.parse_regions(resp.body, source=cfg.name, where=url)
+    payload = ParseInput(resp.body, cfg.name, registry, url, resp.headers)
+    return refresh.update(registry, payload)
 
 
-async def _status_index(
-    client: httpx.AsyncClient, cfg: SourceConfig, url: str, headers: dict[str, str]
+async def _change_index(
+    client: httpx.AsyncClient, cfg: SourceConfig, registry: RegionRegistry, headers: dict[str, str]
 ) -> str | None:
     """The change index, or None when it cannot be had: the full list is then fetched instead.
 
     The index is only a shortcut. A proxy or stand-in without it (404), or a broken
-    answer, must not stop alerts; a rate limit (429/503 with Retry-After) still backs off.
+    answer, must not stop alerts; a rate limit (429/503 or Retry-After) still backs off.
     """
+    index = spec_of(cfg).change_index
+    url = index.url_for(source_url(cfg)) if index else None
+    if index is None or url is None:
+        return None
     try:
         resp = await fetch(
             client, cfg.name, url, headers=headers, timeout=cfg.timeout, max_bytes=cfg.max_bytes
         )
-        return str(ukrainealarm.parse_status(resp.body, source=cfg.name, where=url))
+        return index.parse(ParseInput(resp.body, cfg.name, registry, url, resp.headers))
     except FetchError as exc:
-        if exc.retry_after is not None or "HTTP 429" in exc.reason or "HTTP 503" in exc.reason:
+        if exc.retry_after is not None or exc.status in (429, 503):
             raise
         return None
     except ParseError:
         return None
+
+
+async def resolve_links(
+    client: httpx.AsyncClient,
+    cfg: SourceConfig,
+    batch: ItemBatch,
+    registry: RegionRegistry,
+    cache: MessageCache,
+    *,
+    base_url: str | None,
+    limit: int = MAX_LINKS_PER_POLL,
+) -> tuple[list[Notice], list[SkippedItem], bool]:
+    """Fetch and parse the messages a thin index links to: each key once, ``limit`` per call.
+
+    Returns the notices, the refused or postponed links, and whether every link was
+    settled (False: some must be asked for again, so the index must not be cached).
+
+    A link that cannot be fetched is skipped this time with a warning (and asked for
+    again next poll); a linked document that cannot be parsed is refused once (the
+    refusal is cached with its version). Linked fetches are sequential and use the
+    source's timeout and size cap: the index publisher sees one alertd, not a burst.
+    """
+    spec = spec_of(cfg)
+    assert spec.parse_items is not None
+    notices: list[Notice] = []
+    skipped: list[SkippedItem] = []
+    headers = request_headers(cfg)
+    fetched = unsettled = deferred = 0
+    for link in batch.links:
+        hit = cache.get(link.key)
+        if hit is not None:
+            notices.extend(hit)
+            continue
+        if fetched >= limit:
+            deferred += 1
+            continue
+        url = _absolute(link.url, base_url)
+        if url is None:
+            cache.put(link.key, ())
+            skipped.append(
+                SkippedItem(link.key, f"{link.entry}: link {link.url!r} is not an http(s) URL", True)
+            )
+            continue
+        fetched += 1
+        try:
+            resp = await fetch(
+                client, cfg.name, url, headers=headers, timeout=cfg.timeout, max_bytes=cfg.max_bytes
+            )
+        except FetchError as exc:
+            unsettled += 1
+            skipped.append(
+                SkippedItem(link.key, f"{link.entry}: linked message not fetched: {exc.reason}", True)
+            )
+            continue
+        try:
+            linked = spec.parse_items(ParseInput(resp.body, cfg.name, registry, url, resp.headers))
+        except ParseError as exc:
+            cache.put(link.key, ())
+            skipped.append(SkippedItem(link.key, f"{link.entry}: linked message refused: {exc.reason}", True))
+            continue
+        if linked.links:
+            cache.put(link.key, ())
+            skipped.append(
+                SkippedItem(link.key, f"{link.entry}: linked document is an index, not a message", True)
+            )
+            continue
+        cache.put(link.key, linked.notices)
+        notices.extend(linked.notices)
+        skipped.extend(linked.skipped)
+    if deferred:
+        skipped.append(
+            SkippedItem(
+                f"deferred:{deferred}",
+                f"{deferred} linked message(s) left for the next poll ({limit} fetched per poll)",
+                False,
+            )
+        )
+    return notices, skipped, unsettled == 0 and deferred == 0
+
+
+def _absolute(href: str, base_url: str | None) -> str | None:
+    """``href`` resolved against the index URL; None unless the result is http(s)."""
+    try:
+        url = httpx.URL(base_url).join(href) if base_url and base_url.startswith("http") else httpx.URL(href)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    return str(url) if url.scheme in ("http", "https") and url.host else None
 
 
 async def poll_source(
@@ -116,18 +230,17 @@ async def poll_source(
     cfg: SourceConfig,
     cursor: SourceCursor,
     registry: RegionRegistry,
+    cache: MessageCache | None = None,
 ) -> PollResult:
     """Fetch and parse once. Raises FetchError or ParseError; the caller changes nothing then."""
+    spec = spec_of(cfg)
     headers = request_headers(cfg)
     new_cursor: dict[str, str | None] = {}
-    index_url = status_url(cfg)
-    if index_url:
-        index = await _status_index(client, cfg, index_url, headers)
-        if index is not None:
-            if cursor.baseline_done and cursor.status_index == index:
-                now = time.monotonic()
-                return PollResult(None, {}, now, time.time())
-            new_cursor["status_index"] = index
+    index = await _change_index(client, cfg, registry, headers)
+    if index is not None:
+        if cursor.baseline_done and cursor.status_index == index:
+            return PollResult(None, {}, time.monotonic(), time.time())
+        new_cursor["status_index"] = index
     url = source_url(cfg)
     conditional = cursor.baseline_done
     resp = await fetch(
@@ -143,9 +256,21 @@ async def poll_source(
     received, wall = time.monotonic(), time.time()
     if resp.not_modified:
         return PollResult(None, new_cursor, received, wall)
-    payload = PARSERS[cfg.type](
-        resp.body, source=cfg.name, registry=registry, where=url, headers=resp.headers
-    )
-    new_cursor["etag"] = resp.etag
-    new_cursor["last_modified"] = resp.last_modified
-    return PollResult(payload, new_cursor, received, wall)
+    payload = ParseInput(resp.body, cfg.name, registry, url, resp.headers)
+    validators: dict[str, str | None] = {"etag": resp.etag, "last_modified": resp.last_modified}
+    if spec.parse_state is not None:
+        return PollResult(spec.parse_state(payload), new_cursor | validators, received, wall)
+    assert spec.parse_items is not None
+    batch = spec.parse_items(payload)
+    notices = list(batch.notices)
+    skipped = list(batch.skipped)
+    settled = True
+    if batch.links:
+        linked, more, settled = await resolve_links(
+            client, cfg, batch, registry, cache if cache is not None else MessageCache(), base_url=url
+        )
+        notices += linked
+        skipped += more
+    if settled:  # else the next poll must get the whole index again, not a 304
+        new_cursor |= validators
+    return PollResult(notices, new_cursor, received, wall, tuple(skipped))

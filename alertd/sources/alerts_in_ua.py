@@ -30,12 +30,14 @@ from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Snaps
 from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
 from alertd.sources._common import check_size, expect, load_json, parse_time
+from alertd.sources.spec import Auth, FeedShape, ParseInput, SourceSpec
 
 __all__ = [
     "ALERT_TYPES",
     "DEFAULT_URL",
     "IOT_OBLAST_ORDER",
     "KIND",
+    "SPEC",
     "parse",
     "parse_active",
     "parse_history",
@@ -446,3 +448,24 @@ def parse(
             where,
         )
     raise ParseError(source, f"unexpected JSON {type(data).__name__} at top level", where)
+
+
+def _parse_payload(payload: ParseInput) -> Snapshot:
+    return parse(
+        payload.body,
+        source=payload.source,
+        registry=payload.registry,
+        where=payload.where,
+        headers=payload.headers,
+    )
+
+
+SPEC = SourceSpec(
+    type=KIND,
+    shape=FeedShape.STATE,
+    summary="alerts.in.ua active alerts (or an IoT status string); needs an API token",
+    default_url=DEFAULT_URL,
+    auth=Auth(required=True, prefix="Bearer "),
+    accept="application/json",
+    parse_state=_parse_payload,
+)

@@ -20,7 +20,6 @@ not meant for the public and must never reach a subscriber as a real alert.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import datetime
 from xml.etree.ElementTree import Element
 
@@ -28,6 +27,7 @@ from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
 from alertd.sources._common import check_size, load_xml
 from alertd.sources.rss import clip
+from alertd.sources.spec import FeedShape, ItemBatch, ParseInput, SourceSpec
 
 KIND = "cap"
 
@@ -78,13 +78,8 @@ def parse(
     *,
     source: str,
     where: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    registry: object | None = None,
 ) -> list[Notice]:
-    """Turn a CAP message or a CAP Atom index into notices, or raise :class:`ParseError`.
-
-    ``headers`` and ``registry`` are accepted for a uniform call signature and ignored.
-    """
+    """Turn a CAP message or a CAP Atom index into notices, or raise :class:`ParseError`."""
     check_size(body, source, where)
     root = load_xml(body, source, where)  # refuses DTDs, entities, external refs, malformed XML
     ns, local = _split(root.tag)
@@ -301,3 +296,17 @@ def _cap_link(entry: Element) -> str | None:
         if link.get("rel", "alternate") == "alternate" and link.get("href"):
             return link.get("href")
     return None
+
+
+def _parse_payload(payload: ParseInput) -> ItemBatch:
+    return ItemBatch(notices=tuple(parse(payload.body, source=payload.source, where=payload.where)))
+
+
+SPEC = SourceSpec(
+    type=KIND,
+    shape=FeedShape.ITEM,
+    summary="OASIS CAP 1.1/1.2 messages, or an Atom/RSS index of them",
+    # Generic: no default URL. Publishers change these a few times a day and dislike hammering.
+    default_interval=300.0,
+    parse_items=_parse_payload,
+)

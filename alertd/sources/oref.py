@@ -34,7 +34,6 @@ that were not active. Israel is not in the Ukrainian region registry: areas beco
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -43,6 +42,7 @@ from zoneinfo import ZoneInfo
 from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Severity, Snapshot
 from alertd.errors import ParseError
 from alertd.sources._common import decode_text, load_json, parse_time
+from alertd.sources.spec import FeedShape, ParseInput, SourceSpec
 
 KIND = "oref"
 
@@ -147,8 +147,6 @@ def parse(
     *,
     source: str,
     where: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    registry: object | None = None,
 ) -> Snapshot:
     """Dispatch on the payload: a JSON list is a history, an object or empty body the live feed."""
     text = decode_text(body, source, where)
@@ -167,8 +165,6 @@ def parse_live(
     *,
     source: str,
     where: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    registry: object | None = None,
 ) -> Snapshot:
     """``alerts.json``: an empty/whitespace body (BOM allowed) is "no alert"; else one alert object."""
     text = decode_text(body, source, where)
@@ -185,8 +181,6 @@ def parse_history(
     *,
     source: str,
     where: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    registry: object | None = None,
 ) -> Snapshot:
     """AlertsHistory.json / GetAlarmsHistory.aspx: what is active, and what ended, per area.
 
@@ -378,3 +372,22 @@ def _history(records: list[Any], source: str, where: str | None) -> Snapshot:
     alerts = tuple(alert for kinds in active.values() for alert in kinds.values())
     ended = tuple(e for area, (when, sid, title) in last_end.items() for e in _ends(area, sid, when, title))
     return Snapshot(source=source, alerts=alerts, ended=ended, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def _parse_payload(payload: ParseInput) -> Snapshot:
+    return parse(payload.body, source=payload.source, where=payload.where)
+
+
+SPEC = SourceSpec(
+    type=KIND,
+    shape=FeedShape.STATE,
+    summary="Israel Home Front Command live alerts.json (or an alert history)",
+    default_url="https://www.oref.org.il/warningMessages/alert/alerts.json",
+    accept="application/json",
+    # Oref's site answers its own pages' XHRs; without these it serves a block page.
+    headers={"Referer": "https://www.oref.org.il/", "X-Requested-With": "XMLHttpRequest"},
+    parse_state=_parse_payload,
+    # The live list shows an alert for about a minute while people must stay in shelter
+    # until its "event ended" message: absence there is not an all-clear.
+    end_hold=3600.0,
+)

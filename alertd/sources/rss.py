@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -32,6 +31,7 @@ import feedparser
 from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
 from alertd.sources._common import check_size, load_xml, parse_time
+from alertd.sources.spec import FeedShape, ItemBatch, ParseInput, SourceSpec
 
 try:  # pycountry is optional: without it only the FIPS table and host names give countries
     import pycountry
@@ -99,15 +99,12 @@ def parse(
     *,
     source: str,
     where: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    registry: object | None = None,
 ) -> list[Notice]:
     """Turn an RSS 2.0 or Atom body into notices, or raise :class:`ParseError`.
 
     An empty list means the feed itself said "no items" (a valid channel with
     none); anything that is not a readable RSS/Atom document is an error, so a
-    broken proxy page can never look like "no news". ``headers`` and ``registry``
-    are accepted for a uniform call signature and ignored.
+    broken proxy page can never look like "no news".
     """
     check_size(body, source, where)
     root = load_xml(body, source, where)  # refuses DTDs, entities, external refs, malformed XML
@@ -294,3 +291,17 @@ def clip(text: str, limit: int) -> str:
 
 def _plain(html: str, *, limit: int) -> str:
     return clip(plain_text(html or ""), limit)
+
+
+def _parse_payload(payload: ParseInput) -> ItemBatch:
+    return ItemBatch(notices=tuple(parse(payload.body, source=payload.source, where=payload.where)))
+
+
+SPEC = SourceSpec(
+    type=KIND,
+    shape=FeedShape.ITEM,
+    summary="RSS 2.0 / Atom advisories (State Department, embassies, FCDO)",
+    # Generic: no default URL. Publishers change these a few times a day and dislike hammering.
+    default_interval=300.0,
+    parse_items=_parse_payload,
+)

@@ -33,12 +33,14 @@ from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Snaps
 from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
 from alertd.sources._common import check_size, expect, load_json, parse_time
+from alertd.sources.spec import Auth, ChangeIndex, FeedShape, ParseInput, RegistryRefresh, SourceSpec
 
 __all__ = [
     "ALERT_TYPES",
     "DEFAULT_URL",
     "KIND",
     "REGION_TYPES",
+    "SPEC",
     "parse",
     "parse_alerts",
     "parse_region_history",
@@ -52,9 +54,6 @@ KIND = "ukrainealarm"
 
 #: The full list of regions with active alerts (needs an ``Authorization`` token).
 DEFAULT_URL = "https://api.ukrainealarm.com/api/v3/alerts"
-
-#: The cheap change check: poll this, fetch :data:`DEFAULT_URL` only when it moved.
-STATUS_URL = "https://api.ukrainealarm.com/api/v3/alerts/status"
 
 #: ukrainealarm ``AlertType`` → alertd kind (one table per source, DESIGN §2).
 ALERT_TYPES: dict[str, AlertKind] = {
@@ -429,3 +428,48 @@ def parse(
                 source, "single-region webhook event, not an alert list: use parse_webhook", where
             )
     raise ParseError(source, f"expected a JSON list of regions, got {type(data).__name__}", where)
+
+
+def _parse_payload(payload: ParseInput) -> Snapshot:
+    return parse(
+        payload.body,
+        source=payload.source,
+        registry=payload.registry,
+        where=payload.where,
+        headers=payload.headers,
+    )
+
+
+def status_url(url: str) -> str | None:
+    """``…/api/v3/alerts`` → ``…/api/v3/alerts/status``; another URL has no known index."""
+    url = url.rstrip("/")
+    return f"{url}/status" if url.endswith("/alerts") else None
+
+
+def regions_url(url: str) -> str | None:
+    """``…/api/v3/alerts`` → ``…/api/v3/regions`` (the region list beside the alert list)."""
+    url = url.rstrip("/")
+    return url[: -len("/alerts")] + "/regions" if url.endswith("/alerts") else None
+
+
+def _status_index(payload: ParseInput) -> str:
+    return str(parse_status(payload.body, source=payload.source, where=payload.where))
+
+
+def _learn_regions(registry: RegionRegistry, payload: ParseInput) -> RegionRegistry:
+    """The upstream's own region list, so ids the shipped registry lacks still find their place."""
+    entries = parse_regions(payload.body, source=payload.source, where=payload.where)
+    return registry.learn_ukrainealarm_regions(entries)
+
+
+SPEC = SourceSpec(
+    type=KIND,
+    shape=FeedShape.STATE,
+    summary="ukrainealarm.com regions with active alerts; needs an API key",
+    default_url=DEFAULT_URL,
+    auth=Auth(required=True),  # the raw key, no scheme
+    accept="application/json",
+    parse_state=_parse_payload,
+    change_index=ChangeIndex(url_for=status_url, parse=_status_index),
+    refresh=RegistryRefresh(url_for=regions_url, update=_learn_regions, every=86400.0),
+)

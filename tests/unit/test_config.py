@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from alertd.config import (
-    DEFAULT_URLS,
     Settings,
     load_settings,
     semantic_problems,
@@ -89,7 +88,7 @@ def test_example_file_loads_with_credentials_directory(tmp_path: Path) -> None:
     ]
     alerts_in_ua, ukrainealarm, embassy, cap = settings.sources
     assert alerts_in_ua.token is not None and alerts_in_ua.token.get_secret_value() == "abc123"
-    assert alerts_in_ua.effective_url == DEFAULT_URLS["alerts_in_ua"]
+    assert alerts_in_ua.effective_url == "https://api.alerts.in.ua/v1/alerts/active.json"
     assert ukrainealarm.token is not None and ukrainealarm.token.get_secret_value() == "REPLACE_ME"
     assert embassy.country == "UA" and embassy.url == "https://ua.usembassy.gov/category/alert/feed/"
     assert cap.type == "cap" and not cap.enabled
