@@ -84,7 +84,6 @@ ENV_CONFIG = "ALERTD_CONFIG"
 ENV_CREDENTIALS = "CREDENTIALS_DIRECTORY"
 
 
-
 def _known_source_type(value: str) -> str:
     """A type is a key of :data:`alertd.sources.REGISTRY`; the message lists the known ones."""
     if value not in REGISTRY:
