@@ -177,6 +177,9 @@ class Notice(_Frozen):
     language: str | None = None
     areas: tuple[str, ...] = ()
     geocodes: tuple[tuple[str, str], ...] = ()
+    onset: UTCDateTime | None = None  # CAP onset: when the subject event begins (an alert's start)
+    effective: UTCDateTime | None = None  # CAP effective (alertd's all-clear: the alert's end)
+    response_types: tuple[str, ...] = ()  # CAP responseType values (Shelter, AllClear, …)
 
     def content_hash(self) -> str:
         """A hash of what a reader sees, so a re-published identical item is not news."""

@@ -62,7 +62,12 @@ _EVENT_WORDS: tuple[tuple[re.Pattern[str], AlertKind], ...] = (
     (re.compile(r"\bdrones?\b|\buavs?\b", re.I), AlertKind.DRONES),
     (re.compile(r"hostile aircraft", re.I), AlertKind.HOSTILE_AIRCRAFT),
     (re.compile(r"infiltration", re.I), AlertKind.INFILTRATION),
+    (re.compile(r"artillery|shelling", re.I), AlertKind.ARTILLERY),
+    (re.compile(r"urban fight|street fight", re.I), AlertKind.URBAN_FIGHTS),
 )
+
+#: eventCode valueName that names an alertd kind outright (alertd's own CAP feed, core/cap_out).
+EVENTCODE_KIND = "alertd:kind"
 
 #: CAP <category> → kind when the event text names nothing specific. ``Geo`` alone is
 #: not an earthquake (landslides, volcanoes are Geo too); ``Security`` is an advisory
@@ -140,6 +145,21 @@ def kind_for(event: str, categories: list[str]) -> AlertKind:
     return AlertKind.ADVISORY
 
 
+def _coded_kind(info: Element, ns: str) -> AlertKind | None:
+    """The kind an ``<eventCode>`` names with valueName ``alertd:kind``, if any: no guessing from words."""
+    for code in info.findall(f"{{{ns}}}eventCode"):
+        if _text(code, ns, "valueName") == EVENTCODE_KIND:
+            value = _text(code, ns, "value") or ""
+            if value in AlertKind.__members__.values():
+                return AlertKind(value)
+    return None
+
+
+def _optional_time(parent: Element, ns: str, name: str, source: str, where: str | None) -> datetime | None:
+    value = _text(parent, ns, name)
+    return None if value is None else _time(value, name, source, where)
+
+
 def parse_message(root: Element, *, source: str, where: str | None = None) -> list[Notice]:
     """One CAP ``<alert>`` → one notice per ``<info>`` (or one for a Cancel/Error without info)."""
     ns, _ = _split(root.tag)
@@ -203,7 +223,7 @@ def parse_message(root: Element, *, source: str, where: str | None = None) -> li
                 url=_text(info, ns, "web"),
                 published_at=sent,
                 updated_at=sent,
-                kind=kind_for(event, _texts(info, ns, "category")),
+                kind=_coded_kind(info, ns) or kind_for(event, _texts(info, ns, "category")),
                 severity=SEVERITY.get(severity_text.lower(), Severity.UNKNOWN),
                 urgency=_text(info, ns, "urgency"),
                 certainty=_text(info, ns, "certainty"),
@@ -212,6 +232,9 @@ def parse_message(root: Element, *, source: str, where: str | None = None) -> li
                 language=language,
                 areas=tuple(areas),
                 geocodes=tuple(geocodes),
+                onset=_optional_time(info, ns, "onset", source, where),
+                effective=_optional_time(info, ns, "effective", source, where),
+                response_types=tuple(_texts(info, ns, "responseType")),
             )
         )
     return notices

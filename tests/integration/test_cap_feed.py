@@ -19,14 +19,17 @@ import pytest
 from support.cap_schema import assert_valid_cap
 
 from alertd.config import Settings, load_settings
+from alertd.core.model import EventStatus, Notice
 from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import Upstream
 from alertd.run.app import run_app
+from alertd.sources import cap
+from alertd.store.sqlite import Store
 from alertd.web.server import bind_socket
 
 REGISTRY = RegionRegistry.load()
 UA_TOKEN = "cap-ua-token-4"
-KYIV_CITY, KHARKIV = 31, 22  # ukrainealarm regionIds of UA-30 and UA-63
+KYIV_CITY, KHARKIV, LVIV, ODESA = 31, 22, 27, 18  # ukrainealarm regionIds of UA-30, UA-63, UA-46, UA-51
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -206,3 +209,94 @@ async def test_cap_feed_is_off_by_default(tmp_path: Path, upstream: Upstream) ->
     )
     async with running(settings) as base, httpx.AsyncClient(timeout=5) as client:
         assert (await client.get(f"{base}/cap/alerts.atom")).status_code == 404
+
+
+# -- round trip: alertd's own cap source reading alertd's own CAP feed ------------------------------
+
+
+async def read_as_cap_source(client: httpx.AsyncClient, base: str) -> list[Notice]:
+    """What alertd's ``cap`` source reads from the feed: the thin index, then every linked
+    message through the ``cap`` parser (:func:`alertd.sources.cap.parse`). One notice per
+    ``<info>``; the English ones are kept (the Ukrainian ones say the same)."""
+    index = await client.get(f"{base}/cap/alerts.atom")
+    feed = ET.fromstring(index.content)
+    notices: list[Notice] = []
+    for entry in feed.findall(f"{ATOM}entry"):
+        link = next(el.get("href") for el in entry.findall(f"{ATOM}link") if el.get("rel") == "alternate")
+        body = (await client.get(link)).content
+        assert_valid_cap(body)
+        notices += [n for n in cap.parse(body, source="peer", where=link) if n.language == "en"]
+    return notices
+
+
+def alerts_from_notices(notices: list[Notice]) -> set[tuple[str, str, datetime, datetime | None]]:
+    """(place, kind, start, end) per alert: an Alert message starts one (place: geocode
+    ``alertd:region``, start: onset); an AllClear Update referencing it ends it (effective)."""
+    starts = {n.id.split("#")[0]: n for n in notices if n.msg_type == "Alert"}
+    ends: dict[str, datetime | None] = {}
+    for n in notices:
+        if n.msg_type == "Update" and "AllClear" in n.response_types:
+            (ref,) = n.references
+            ends[ref.split(",")[1]] = n.effective
+    out = set()
+    for ident, n in starts.items():
+        place = dict(n.geocodes)["alertd:region"]
+        assert n.onset is not None
+        out.add((place, str(n.kind), n.onset, ends.get(ident)))
+    assert set(ends) <= set(starts)  # every end refers to a start the feed lists
+    return out
+
+
+def alerts_of(settings: Settings) -> set[tuple[str, str, datetime, datetime | None]]:
+    """(place, kind, start, end) of every alert alertd itself knows: its events and its active set."""
+    store = Store(settings.db_path)
+    try:
+        out: dict[tuple[str, str, datetime], datetime | None] = {}
+        for a in store.active_alerts():
+            out[(a.region.code, str(a.kind), a.started_at)] = None
+        for e in store.events():
+            assert e.region is not None and e.started_at is not None
+            key = (e.region.code, str(e.kind), e.started_at)
+            out[key] = e.ended_at if e.status == EventStatus.ENDED else out.get(key)
+        # CAP times carry whole seconds (the schema allows no fraction); upstream starts already do
+        return {(*k, v.replace(microsecond=0) if v else None) for k, v in out.items()}
+    finally:
+        store.close()
+
+
+async def test_round_trip_the_cap_source_reads_back_the_same_alerts(tmp_path: Path, upstream: Upstream) -> None:
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=7)
+    upstream.add_alert(KHARKIV, "air_raid", started)  # a baseline alert, recorded not announced
+    settings = settings_for(tmp_path, upstream)
+    async with running(settings) as base, httpx.AsyncClient(timeout=5) as client:
+        await until(lambda: len(upstream.requests("ukrainealarm")) >= 1, what="first poll")
+        upstream.add_alert(KYIV_CITY, "artillery")
+        upstream.add_alert(LVIV, "urban_fights")
+        upstream.add_alert(ODESA, "chemical")
+        n = len(upstream.requests("ukrainealarm_status"))
+        await until(lambda: len(upstream.requests("ukrainealarm_status")) >= n + 2, what="the starts polled")
+        upstream.clear_alert(KYIV_CITY, "artillery")
+        upstream.clear_alert(ODESA, "chemical")
+        notices: list[Notice] = []
+
+        async def ended_twice() -> bool:
+            nonlocal notices
+            notices = await read_as_cap_source(client, base)
+            return sum("AllClear" in n.response_types for n in notices) == 2
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while not await ended_twice():
+            assert loop.time() < deadline, "both ends in the feed"
+            await asyncio.sleep(0.1)
+        theirs = alerts_from_notices(notices)
+        ours = alerts_of(settings)
+    assert theirs == ours
+    assert {(place, kind) for place, kind, _, _ in theirs} == {
+        ("UA-63", "air_raid"),
+        ("UA-30", "artillery"),
+        ("UA-46", "urban_fights"),
+        ("UA-51", "chemical"),
+    }
+    assert sum(end is not None for *_, end in theirs) == 2
+    assert (("UA-63", "air_raid", started, None)) in theirs

@@ -189,3 +189,18 @@ def test_index_lists_active_and_recently_ended_alerts_with_links_to_each_message
     assert "All clear — Kyiv city" in titles and "Air raid alert — Kyiv city" in titles
     stamps = [el.text for el in atom.findall(f"{a}entry/{a}updated")]
     assert stamps == sorted(stamps, reverse=True)  # newest first
+
+
+@pytest.mark.parametrize("kind", list(AlertKind))
+def test_the_cap_parser_reads_back_kind_place_start_and_end(kind: AlertKind) -> None:
+    from alertd.sources import cap
+
+    start, _, end = life(KYIV, kind)
+    (s_uk, s_en) = cap.parse(render_message(start, PROFILE, place_ids=place_ids), source="peer")
+    (e_uk, e_en) = cap.parse(render_message(end, PROFILE, start=start, place_ids=place_ids), source="peer")
+    assert s_en.kind == kind and s_uk.kind == kind and e_en.kind == kind
+    assert s_en.msg_type == "Alert" and e_en.msg_type == "Update" and "AllClear" in e_en.response_types
+    assert dict(s_en.geocodes)["alertd:region"] == "UA-30"
+    assert s_en.onset == start.started_at.replace(microsecond=0)
+    assert e_en.effective == end.ended_at.replace(microsecond=0)
+    assert e_en.references == (f"alerts@ngo.example.org,{identifier(start)},2026-11-25T12:00:38+00:00",)
