@@ -264,7 +264,9 @@ def alerts_of(settings: Settings) -> set[tuple[str, str, datetime, datetime | No
         store.close()
 
 
-async def test_round_trip_the_cap_source_reads_back_the_same_alerts(tmp_path: Path, upstream: Upstream) -> None:
+async def test_round_trip_the_cap_source_reads_back_the_same_alerts(
+    tmp_path: Path, upstream: Upstream
+) -> None:
     started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=7)
     upstream.add_alert(KHARKIV, "air_raid", started)  # a baseline alert, recorded not announced
     settings = settings_for(tmp_path, upstream)

@@ -198,7 +198,7 @@ def test_the_cap_parser_reads_back_kind_place_start_and_end(kind: AlertKind) -> 
     start, _, end = life(KYIV, kind)
     (s_uk, s_en) = cap.parse(render_message(start, PROFILE, place_ids=place_ids), source="peer")
     (e_uk, e_en) = cap.parse(render_message(end, PROFILE, start=start, place_ids=place_ids), source="peer")
-    assert s_en.kind == kind and s_uk.kind == kind and e_en.kind == kind
+    assert s_en.kind == kind and s_uk.kind == kind and e_en.kind == kind and e_uk.kind == kind
     assert s_en.msg_type == "Alert" and e_en.msg_type == "Update" and "AllClear" in e_en.response_types
     assert dict(s_en.geocodes)["alertd:region"] == "UA-30"
     assert s_en.onset == start.started_at.replace(microsecond=0)
