@@ -39,6 +39,8 @@ log = logging.getLogger("alertd")
 
 #: Longest wait between polls of a failing source: a feed back after an outage is heard within this.
 MAX_POLL_BACKOFF = 60.0
+#: seconds at least between two push-triggered polls of one source
+PUSH_POLL_GAP = 1.0
 #: Item keys remembered per source for "logged once" notes (refused-but-fine items).
 _TOLD_LIMIT = 10_000
 
@@ -128,6 +130,7 @@ class Daemon:
         self._scheduler: AsyncIOScheduler | None = None
         self._locks: dict[str, asyncio.Lock] = {}  # one poll (or push) of a source at a time
         self._wanted: set[str] = set()  # sources with a push-triggered poll waiting to run
+        self._pushed_poll_at: dict[str, float] = {}  # monotonic start of the last push-triggered poll
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -185,8 +188,15 @@ class Daemon:
         task.add_done_callback(self._inflight.discard)
 
     async def _poll_wanted(self, cfg: SourceConfig) -> None:
+        # A burst of pushes (many regions changing at once) must not become a burst of
+        # polls at the upstream's rate limit: at most one push-triggered poll per
+        # PUSH_POLL_GAP; pushes meanwhile are covered by it (they stay coalesced here).
+        wait = PUSH_POLL_GAP - (time.monotonic() - self._pushed_poll_at.get(cfg.name, -PUSH_POLL_GAP))
+        if wait > 0:
+            await asyncio.sleep(wait)
         async with self._lock(cfg.name):
             self._wanted.discard(cfg.name)
+            self._pushed_poll_at[cfg.name] = time.monotonic()
             if time.monotonic() >= self._not_before.get(cfg.name, 0.0):  # a backing-off source waits
                 await self._poll(cfg)
 

@@ -414,3 +414,28 @@ def test_subscriber_names_cannot_pose_as_topics(tmp_path: Path) -> None:
         TOPICS_BASE + '[[subscribers]]\nname = "topic:x"\nregions = ["UA-30"]\nurls = ["ntfy://ntfy.sh/a"]\n',
     )
     assert any("reserved for [[topics]]" in p for p in problems_of(path))
+
+
+def test_push_and_cap_out_settings_are_checked(tmp_path: Path) -> None:
+    source = (
+        '[[sources]]\nname = "ua"\ntype = "ukrainealarm"\ntoken = "t"\n'
+        'webhook_secret = "{secret}"\ninterval = 10\npush_interval = {push}\n'
+    )
+    short = write(tmp_path, source.format(secret="short", push=60), "a.toml")
+    assert any("webhook_secret: must be 16 to 128" in p for p in problems_of(short))
+    # the secret is never echoed, even when it is refused
+    assert not any("short" in p for p in problems_of(short))
+    slow = write(
+        tmp_path,
+        source.format(secret="x" * 20, push=5) + "[http]\nenabled = false\n[cap_out]\nenabled = true\n",
+        "b.toml",
+    )
+    found = problems_of(slow)
+    assert any("push_interval: shorter than interval" in p for p in found)
+    assert any("webhook_secret: pushes arrive on the HTTP server" in p for p in found)
+    assert any("cap_out.enabled: the CAP feed is served by the HTTP server" in p for p in found)
+    wrong = write(
+        tmp_path, '[[sources]]\nname = "o"\ntype = "oref"\nwebhook_secret = "' + "y" * 20 + '"\n', "c.toml"
+    )
+    assert any("webhook_secret: only ukrainealarm pushes" in p for p in problems_of(wrong))
+    assert any("sender" in p for p in problems_of(write(tmp_path, '[cap_out]\nsender = "a b"\n', "d.toml")))
