@@ -291,6 +291,17 @@ class HttpConfig(_Frozen):
 
     enabled: bool = Field(default=True, description="Serve /healthz and /metrics.")
     listen: str = Field(default="127.0.0.1:9177", description="host:port to bind; [v6addr]:port for IPv6.")
+    max_connections: int = Field(
+        default=1024,
+        ge=16,
+        le=100_000,
+        description="Open client connections at most; at the cap the oldest one still sending its request "
+        "head is dropped. Clamped at start-up below the process's descriptor limit.",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a client has to send a complete request head."
+    )
+    keep_alive: float = Field(default=5.0, gt=0, le=300, description="Seconds an idle keep-alive connection stays.")
 
     @field_validator("listen")
     @classmethod
@@ -450,10 +461,33 @@ class SelfServiceConfig(_Frozen):
     allow_private_targets: bool = Field(
         default=False, description="Accept raw URLs resolving to loopback/private addresses (tests only)."
     )
+    allowed_query_keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per scheme, query keys a raw URL may carry beyond format, overflow, emojis, priority, "
+        "tags, title, image (e.g. json = [\"+X-Token\"]). Host, timeout, method and header keys are refused "
+        "unless listed here.",
+    )
+    visitor_threads: int = Field(
+        default=4, ge=1, le=64, description="Threads for visitor-triggered sends and lookups (own pool)."
+    )
+    per_client_inflight: int = Field(
+        default=1, ge=1, le=64, description="Visitor-triggered sends in flight per client prefix."
+    )
+    send_deadline: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds a confirmation send may take in total (hard cut)."
+    )
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for /api/admin/*.")
     admin_token_file: Path | None = Field(default=None, description="File holding the admin token.")
     pending_ttl: float = Field(default=1800.0, ge=60, le=7 * 86400, description="Seconds a code stays valid.")
     max_pending: int = Field(default=500, ge=1, description="Cap on unconfirmed subscriptions at once.")
+    pending_per_prefix: int = Field(
+        default=5, ge=1, description="Unconfirmed subscriptions at once per client prefix (see client_prefix_*)."
+    )
+    client_prefix_v4: int = Field(default=32, ge=8, le=32, description="IPv4 prefix length one client is.")
+    client_prefix_v6: int = Field(default=64, ge=16, le=128, description="IPv6 prefix length one client is.")
+    min_topic_length: int = Field(
+        default=10, ge=1, le=64, description="Shortest ntfy topic accepted (short topics are guessable)."
+    )
     per_client_per_hour: int = Field(
         default=10, ge=1, description="New subscriptions per client address per hour."
     )
@@ -466,9 +500,12 @@ class SelfServiceConfig(_Frozen):
     )
     max_body: int = Field(default=16384, ge=1024, le=1_048_576, description="Request body cap in bytes.")
     max_regions: int = Field(default=10, ge=1, le=100, description="Regions one subscription may name.")
-    trust_proxy_headers: bool = Field(
-        default=False,
-        description="Take the client address from X-Forwarded-For (behind your own proxy only).",
+    trusted_proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Proxies of yours in front of alertd: the client address is the X-Forwarded-For entry "
+        "this many from the right (0: ignore the header).",
     )
 
     def template_for(self, kind: str) -> str | None:

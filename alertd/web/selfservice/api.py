@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from alertd.web.selfservice.http import client_of, language_of, read_body, secure
+from alertd.web.selfservice.http import check_origin, client_of, language_of, read_body, secure
 from alertd.web.selfservice.i18n import LANGUAGES, kind_labels, t
 from alertd.web.selfservice.safety import Refusal
 from alertd.web.selfservice.service import SelfService, Subscription
@@ -38,13 +38,14 @@ def _error(exc: Refusal, lang: str) -> Response:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    check_origin(request)
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype != "application/json":
         raise Refusal(415, "json_required")
     raw = await read_body(request, _svc(request).cfg.max_body)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8, bad JSON, or nested past the parser's depth
         raise Refusal(400, "bad_json") from None
     if not isinstance(data, dict):
         raise Refusal(400, "bad_json")
@@ -135,6 +136,7 @@ async def manage(request: Request) -> Response:
         if request.method == "GET":
             return _json(_sub_json(svc, svc.view(svc.by_token(token)), lang))
         if request.method == "DELETE":
+            check_origin(request)
             svc.delete(token, client_of(request))
             return _json({"status": "deleted"})
         data = await _json_body(request)

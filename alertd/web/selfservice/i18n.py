@@ -50,8 +50,32 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This way of being notified is not offered here.",
     },
     "bad_topic": {
-        "uk": "Тема ntfy: 1–64 латинські літери, цифри, «-» або «_».",
-        "en": "ntfy topic: 1–64 Latin letters, digits, '-' or '_'.",
+        "uk": "Тема ntfy: {min}–64 латинські літери, цифри, «-» або «_».",
+        "en": "ntfy topic: {min}–64 Latin letters, digits, '-' or '_'.",
+    },
+    "short_topic": {
+        "uk": "Тема ntfy має містити щонайменше {min} символів: коротку тему легко вгадати.",
+        "en": "An ntfy topic needs at least {min} characters: a short one is easy to guess.",
+    },
+    "query_key_not_allowed": {
+        "uk": "Параметр «{key}» в адресі каналу тут не дозволено.",
+        "en": 'The parameter "{key}" is not allowed in a channel address here.',
+    },
+    "cross_origin": {
+        "uk": "Запит надійшов з іншого сайту; його відхилено.",
+        "en": "The request came from another site; it was refused.",
+    },
+    "busy_client": {
+        "uk": "Попередній запит з вашої адреси ще виконується. Зачекайте кілька секунд.",
+        "en": "Your previous request is still being handled. Wait a few seconds.",
+    },
+    "busy": {
+        "uk": "Сервер зараз зайнятий. Спробуйте за хвилину.",
+        "en": "The server is busy right now. Try again in a minute.",
+    },
+    "too_many_pending_client": {
+        "uk": "З вашої мережі вже забагато непідтверджених підписок. Підтвердіть їх або зачекайте.",
+        "en": "Your network already has too many unconfirmed subscriptions. Confirm them or wait.",
     },
     "bad_chat_id": {
         "uk": "Ідентифікатор чату Telegram: число (напр. 123456789 або -100…) або @назва_каналу.",
@@ -198,6 +222,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "If you did not subscribe, just ignore this message.",
     },
     "footer": {"uk": "Керувати/відписатися: {link}", "en": "Manage or leave: {link}"},
+    "changed_notice_title": {"uk": "Підписку змінено", "en": "Subscription changed"},
+    "changed_notice": {
+        "uk": "Вашу підписку на сповіщення про тривоги змінено через посилання керування. "
+        "Якщо це були не ви, підпишіться знову на {site}.",
+        "en": "Your air-alert subscription was changed through its management link. "
+        "If this was not you, subscribe again at {site}.",
+    },
+    "deleted_notice_title": {"uk": "Підписку скасовано", "en": "Subscription cancelled"},
+    "deleted_notice": {
+        "uk": "Вашу підписку на сповіщення про тривоги скасовано; повідомлень сюди більше не буде. "
+        "Якщо це були не ви, підпишіться знову на {site}.",
+        "en": "Your air-alert subscription was cancelled; no more alerts will come here. "
+        "If this was not you, subscribe again at {site}.",
+    },
 }
 
 

@@ -4,12 +4,14 @@
 already filled in stays), and ``static/app.js``, where it runs, turns typing
 into a live search over ``/api/regions`` instead. Every state-changing POST
 carries a CSRF token: an HMAC, under the per-install secret, of the nonce in
-the ``SameSite=Strict`` cookie ``alertd_csrf`` (signed double submit).
+the ``SameSite=Strict`` cookie (signed double submit). The nonce is issued and
+signed by this server — a nonce the client made up is replaced, never signed —
+and the cookie is ``__Host-alertd_csrf`` (Secure, no Domain, Path=/) when
+``public_url`` is https. POSTs also pass :func:`check_origin`.
 """
 
 from __future__ import annotations
 
-import secrets
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -19,14 +21,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from alertd.web.selfservice.http import client_of, language_of, read_body, secure
+from alertd.web.selfservice.http import check_origin, client_of, language_of, read_body, secure
 from alertd.web.selfservice.i18n import kind_labels, labels, t
-from alertd.web.selfservice.safety import Refusal, csrf_token, csrf_valid
+from alertd.web.selfservice.safety import Refusal, csrf_token, csrf_valid, issue_nonce, nonce_valid
 from alertd.web.selfservice.service import SelfService
 
 __all__ = ["page_routes"]
 
-COOKIE = "alertd_csrf"
+#: The CSRF cookie: ``__Host-`` (browsers then insist on Secure, Path=/ and no Domain, so no
+#: sibling subdomain can plant one) whenever the page is served over https.
+SECURE_COOKIE = "__Host-alertd_csrf"
+PLAIN_COOKIE = "alertd_csrf"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 
 _env = Environment(
@@ -41,11 +46,17 @@ def _svc(request: Request) -> SelfService:
     return request.app.state.selfservice
 
 
+def _cookie_name(svc: SelfService) -> str:
+    return SECURE_COOKIE if svc.public_url.startswith("https://") else PLAIN_COOKIE
+
+
 def _nonce(request: Request) -> tuple[str, bool]:
-    nonce = request.cookies.get(COOKIE, "")
-    if 20 <= len(nonce) <= 64 and nonce.replace("-", "").replace("_", "").isalnum():
+    """The browser's nonce if this server issued it, else a fresh one (to be set as the cookie)."""
+    svc = _svc(request)
+    nonce = request.cookies.get(_cookie_name(svc), "")
+    if nonce_valid(svc.web.secret(), nonce):
         return nonce, False
-    return secrets.token_urlsafe(24), True
+    return issue_nonce(svc.web.secret()), True
 
 
 def _render(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> Response:
@@ -66,7 +77,7 @@ def _render(request: Request, name: str, lang: str, status: int = 200, **context
     response = secure(HTMLResponse(html, status_code=status))
     if fresh:
         response.set_cookie(
-            COOKIE,
+            _cookie_name(svc),
             nonce,
             httponly=True,
             samesite="strict",
@@ -79,6 +90,7 @@ def _render(request: Request, name: str, lang: str, status: int = 200, **context
 async def _form(request: Request) -> dict[str, list[str]]:
     """The urlencoded form (capped), after the CSRF check; nothing else is accepted."""
     svc = _svc(request)
+    check_origin(request)
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise Refusal(415, "form_required")
@@ -87,7 +99,7 @@ async def _form(request: Request) -> dict[str, list[str]]:
         form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
         raise Refusal(400, "form_required") from None
-    if not csrf_valid(svc.web.secret(), request.cookies.get(COOKIE), _one(form, "csrf")):
+    if not csrf_valid(svc.web.secret(), request.cookies.get(_cookie_name(svc)), _one(form, "csrf")):
         raise Refusal(403, "csrf", form_lang=_one(form, "lang"))
     return form
 
@@ -153,8 +165,16 @@ def _example(svc: SelfService) -> str:
     return f"{scheme}://example.org/hook"
 
 
+def _distinct(values: list[str], cap: int) -> list[str]:
+    """Each value once, in order, at most ``cap`` of them (a query string may repeat a key 1,500 times)."""
+    return list(dict.fromkeys(v[:64] for v in values))[:cap]
+
+
 async def index(request: Request) -> Response:
-    values = {k: request.query_params.getlist(k) for k in request.query_params}
+    cfg = _svc(request).cfg
+    values = {k: _distinct(request.query_params.getlist(k), 32) for k in list(request.query_params)[:32]}
+    if "regions" in values:
+        values["regions"] = values["regions"][: cfg.max_regions]
     return _index(request, language_of(request), values)
 
 

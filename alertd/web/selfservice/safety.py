@@ -3,67 +3,73 @@
 * :func:`build_channel` turns a resident's input into an Apprise URL: template
   kinds (ntfy, telegram, email, sms) accept only a strictly validated value that
   is URL-quoted into the operator's template (the resident cannot reach the host
-  or the credentials part); ``apprise`` accepts a raw URL only for an allowed scheme.
-* :func:`check_target` refuses any raw URL whose host is, or resolves to, a
-  loopback, private, link-local, unique-local, CGNAT, multicast, reserved or
-  cloud-metadata address (no server-side request forgery through a subscription).
-  It resolves at subscription time; a DNS name that later re-points to an
-  internal address is a residual risk, which is why ``allowed_schemes`` is empty
-  by default and should stay limited to schemes whose target the NGO trusts.
-* :class:`RateLimiter` counts in the store (limits survive restarts).
-* CSRF: :func:`csrf_token` is an HMAC of the per-browser cookie nonce under the
-  per-install secret (signed double submit; the cookie is ``SameSite=Strict``).
+  or the credentials part); ``apprise`` accepts a raw URL only for an allowed
+  scheme and only with query keys on the per-scheme allowlist
+  (:func:`alertd.channels.guard.query_problem`: no ``smtp``/``xmpp`` host
+  overrides, no ``rto``/``cto`` timeouts, no ``method``, no ``+header``).
+* :func:`check_target` refuses, at sign-up, a raw URL whose host is or resolves
+  to a non-public address (a quick answer for the resident). The guarantee is
+  :mod:`alertd.channels.guard`: every send to such a URL checks the address it
+  actually connects to, after DNS and after redirects.
+* :func:`canonical_destination` is the per-destination rate-limit key: one
+  mailbox, chat or phone however it is spelt.
+* :class:`RateLimiter` counts in the store (limits survive restarts);
+  :func:`client_key` makes one client of one IPv6 /64 (IPv4 /32), configurable.
+* CSRF: the nonce is issued and signed by the server (:func:`issue_nonce`), so a
+  cookie the client made up is never signed; :func:`csrf_token` is an HMAC of it.
 * :func:`mask_destination` is the only form of a phone, address or topic that is logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import ipaddress
 import re
-import socket
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from alertd import channels
+from alertd.channels.guard import METADATA_ADDRESSES, is_forbidden_address, query_problem
 from alertd.config import CHANNEL_PLACEHOLDERS, SelfServiceConfig
 from alertd.logs import mask_phone
 
 __all__ = [
+    "BROADCAST_KINDS",
     "METADATA_ADDRESSES",
     "BuiltChannel",
     "RateLimiter",
     "Refusal",
     "build_channel",
+    "canonical_destination",
     "check_target",
     "client_address",
+    "client_key",
     "csrf_token",
     "csrf_valid",
+    "is_broadcast",
     "is_forbidden_address",
+    "issue_nonce",
     "mask_destination",
+    "nonce_valid",
 ]
 
-#: Cloud instance-metadata endpoints (also caught as link-local / unique-local; listed to be explicit).
-METADATA_ADDRESSES = frozenset(
-    {
-        ipaddress.ip_address("169.254.169.254"),
-        ipaddress.ip_address("fd00:ec2::254"),
-        ipaddress.ip_address("100.100.100.200"),
-    }
-)
-
+# [0-9], never \d: \d admits every Unicode digit (Arabic-Indic, full-width…).
 _TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_CHAT = re.compile(r"^(-?\d{5,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
+_CHAT = re.compile(r"^(-?[0-9]{5,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
-_PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
 _MAX_URL = 1000
-_RESOLVE_TIMEOUT = 3.0
+
+#: Channel kinds whose messages others can read (a public ntfy topic, a Telegram channel or
+#: group, whatever a raw URL posts to): no management link goes there.
+BROADCAST_KINDS = frozenset({"ntfy", "apprise"})
 
 
 class Refusal(Exception):
@@ -108,6 +114,39 @@ def mask_destination(kind: str, value: str) -> str:
     return value[:2] + "…" + (value[-2:] if kind == "telegram" else "")
 
 
+def canonical_destination(kind: str, value: str) -> str:
+    """One key per real destination, however it is spelt (the per-destination limit's key).
+
+    E-mail: lowercased, ``+tag`` removed from the local part (``J.Doe+x@Example.org``
+    and ``j.doe@example.org`` are one mailbox for the limit). Telegram: ``@username``
+    lowercased (Telegram ignores case). Phone: E.164 (``+`` and digits only). The
+    message itself still goes to the value as the resident typed it.
+    """
+    value = _normalize(kind, value)
+    if kind == "email":
+        local, _, domain = value.lower().partition("@")
+        return f"email:{local.split('+', 1)[0]}@{domain}"
+    if kind == "telegram" and value.startswith("@"):
+        return f"telegram:{value.lower()}"
+    if kind == "sms":
+        return "sms:+" + re.sub(r"[^0-9]", "", value)
+    return f"{kind}:{value}"
+
+
+def is_broadcast(kind: str, value: str) -> bool:
+    """True when others may read what is sent there (see :data:`BROADCAST_KINDS`).
+
+    Telegram: a negative id is a group or channel, an ``@name`` a public channel;
+    only a positive id (a person's chat with the bot) is private. ``value`` may be
+    the raw id or its masked form (both keep the first character).
+    """
+    if kind in BROADCAST_KINDS:
+        return True
+    if kind == "telegram":
+        return not value.strip()[:1].isdigit()
+    return False
+
+
 def _normalize(kind: str, value: str) -> str:
     value = value.strip()
     if kind == "sms":
@@ -139,8 +178,10 @@ def build_channel(
         "sms": (_PHONE, "bad_phone"),
     }
     pattern, error = checks[kind]
-    if not pattern.match(value) or (kind == "email" and len(value) > 254):
-        raise Refusal(400, error, field="value")
+    if not pattern.fullmatch(value) or (kind == "email" and len(value) > 254):
+        raise Refusal(400, error, field="value", min=cfg.min_topic_length)
+    if kind == "ntfy" and len(value) < cfg.min_topic_length:
+        raise Refusal(400, "short_topic", field="value", min=cfg.min_topic_length)
     template = cfg.template_for(kind)
     if template is None:
         raise Refusal(503, "channel_unavailable", field="channel")
@@ -152,7 +193,9 @@ def build_channel(
     channel = channels.load(url)
     if channel.plugin is None:
         raise Refusal(503, "channel_unavailable", field="channel")
-    return BuiltChannel(kind, url, f"{kind}:{value}", mask_destination(kind, value), channel.plugin)
+    return BuiltChannel(
+        kind, url, canonical_destination(kind, value), mask_destination(kind, value), channel.plugin
+    )
 
 
 def _raw_channel(cfg: SelfServiceConfig, url: str) -> BuiltChannel:
@@ -167,6 +210,9 @@ def _raw_channel(cfg: SelfServiceConfig, url: str) -> BuiltChannel:
         raise Refusal(400, "bad_url", field="value")
     if scheme not in cfg.allowed_schemes:
         raise Refusal(400, "scheme_not_allowed", field="value", scheme=scheme)
+    bad_key = query_problem(url, cfg.allowed_query_keys.get(scheme, ()))
+    if bad_key is not None:
+        raise Refusal(400, "query_key_not_allowed", field="value", key=bad_key)
     channel = channels.load(url)
     if channel.plugin is None:
         raise Refusal(400, "bad_url", field="value")
@@ -174,26 +220,6 @@ def _raw_channel(cfg: SelfServiceConfig, url: str) -> BuiltChannel:
 
 
 # -- server-side request forgery ---------------------------------------------------------------
-
-
-def is_forbidden_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for anything but a plain public unicast address."""
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and is_forbidden_address(embedded):
-            return True
-    return (
-        ip in METADATA_ADDRESSES
-        or not ip.is_global
-        or ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
-    )
 
 
 def _hosts(url: str, plugin: Any) -> list[str]:
@@ -208,16 +234,15 @@ def _hosts(url: str, plugin: Any) -> list[str]:
     return hosts
 
 
-async def _resolve(host: str) -> list[str]:
-    loop = asyncio.get_running_loop()
-    infos = await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), _RESOLVE_TIMEOUT)
-    return [str(info[4][0]).split("%", 1)[0] for info in infos]
-
-
-async def check_target(built: BuiltChannel, *, allow_private: bool) -> None:
+async def check_target(
+    built: BuiltChannel, *, allow_private: bool, resolve: Callable[[str], Awaitable[list[str]]]
+) -> None:
     """Refuse a raw URL whose host is or resolves to a non-public address (raises :class:`Refusal`).
 
-    Template kinds are built on the operator's own host and are not checked.
+    ``resolve`` is the visitors' own lookup (:meth:`VisitorWork.resolve`), never the
+    loop's default executor. This is the early, friendly answer; the connect-time
+    guard re-checks at every send. Template kinds are built on the operator's own
+    host and are not checked.
     """
     if built.kind != "apprise" or allow_private:
         return
@@ -233,7 +258,7 @@ async def check_target(built: BuiltChannel, *, allow_private: bool) -> None:
             ):
                 raise Refusal(400, "private_target", field="value") from None
             try:
-                addresses = await _resolve(host)
+                addresses = await resolve(host)
             except (OSError, TimeoutError, UnicodeError):
                 raise Refusal(400, "unresolvable", field="value", host=host[:64]) from None
         if not addresses or any(is_forbidden_address(a) for a in addresses):
@@ -256,21 +281,63 @@ class RateLimiter:
         self.store.rate_hit(bucket, key, now)
 
 
-def client_address(scope_client: tuple[str, int] | None, headers: Any, *, trust_proxy: bool) -> str:
-    """The client's address; with ``trust_proxy``, the right-most X-Forwarded-For entry (the one your proxy added)."""
-    if trust_proxy:
-        forwarded = headers.get("x-forwarded-for", "")
-        parts = [p.strip() for p in forwarded.split(",") if p.strip()]
-        if parts:
-            candidate = parts[-1]
-            try:
-                return str(ipaddress.ip_address(candidate))
-            except ValueError:
-                pass
-    return scope_client[0] if scope_client else "unknown"
+def client_address(scope_client: tuple[str, int] | None, headers: Any, *, hops: int = 0) -> str:
+    """The client's address.
+
+    ``hops`` is how many proxies of yours stand in front of alertd, each appending
+    the peer it saw to ``X-Forwarded-For``: the client is the entry ``hops`` from the
+    right. Entries left of it were written by the client and are never trusted; a
+    header with fewer entries than ``hops`` (or a garbled one) counts as the peer itself.
+    """
+    peer = scope_client[0] if scope_client else "unknown"
+    if hops <= 0:
+        return peer
+    forwarded = ",".join(headers.getlist("x-forwarded-for")) if hasattr(headers, "getlist") else ""
+    forwarded = forwarded or headers.get("x-forwarded-for", "")
+    parts = [p.strip() for p in forwarded.split(",") if p.strip()]
+    if len(parts) < hops:
+        return peer
+    try:
+        return str(ipaddress.ip_address(parts[-hops]))
+    except ValueError:
+        return peer
+
+
+def client_key(address: str, *, v4_prefix: int = 32, v6_prefix: int = 64) -> str:
+    """The unit limits count in: the client's IPv4 /32 or IPv6 /64 (configurable).
+
+    One IPv6 host usually owns a whole /64, so counting full addresses would give
+    it 2^64 identities.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = v4_prefix if ip.version == 4 else v6_prefix
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 # -- CSRF -------------------------------------------------------------------------------------------
+
+
+def issue_nonce(secret: bytes) -> str:
+    """A fresh CSRF nonce, signed so that only nonces this server issued are ever accepted."""
+    nonce = secrets.token_urlsafe(24)
+    mac = hmac.new(secret, b"nonce:" + nonce.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{nonce}.{mac}"
+
+
+def nonce_valid(secret: bytes, value: str | None) -> bool:
+    """True for a cookie value :func:`issue_nonce` made (a client-chosen one is refused)."""
+    if not value or len(value) > 128:
+        return False
+    nonce, sep, mac = value.partition(".")
+    if not sep or not nonce or not mac:
+        return False
+    want = hmac.new(secret, b"nonce:" + nonce.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.compare_digest(want, mac)
 
 
 def csrf_token(secret: bytes, nonce: str) -> str:
@@ -278,6 +345,8 @@ def csrf_token(secret: bytes, nonce: str) -> str:
 
 
 def csrf_valid(secret: bytes, nonce: str | None, token: str | None) -> bool:
-    if not nonce or not token or len(nonce) > 128 or len(token) > 128:
+    """The form's token matches a server-issued nonce cookie."""
+    if not nonce_valid(secret, nonce) or not token or len(token) > 128:
         return False
+    assert nonce is not None
     return hmac.compare_digest(csrf_token(secret, nonce), token)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertd import channels
+from alertd.channels.guard import GuardExpired, Resolver, guard_plugin
 from alertd.config import Settings
 from alertd.core.regions import RegionRegistry
 from alertd.core.subscribers import Problem, check_kinds, check_language, check_regions
@@ -29,8 +30,10 @@ from alertd.web.selfservice.safety import (
     Refusal,
     build_channel,
     check_target,
+    is_broadcast,
 )
 from alertd.web.selfservice.store import WebStore, WebSubscription
+from alertd.web.selfservice.visitors import Busy, VisitorWork
 
 __all__ = ["SelfService", "Subscription"]
 
@@ -41,6 +44,20 @@ _VALUE_ERRORS = {"ntfy": "bad_topic", "telegram": "bad_chat_id", "email": "bad_e
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+#: Shortest life of an unconfirmed subscription, however full the pending table is (an SMS
+#: can take a minute to arrive).
+MIN_PENDING_LIFE = 120.0
+
+
+def pending_life(ttl: float, pending: int, cap: int) -> float:
+    """Seconds a new unconfirmed row lives: the full ``ttl`` while the table is under half full,
+    then shrinking linearly to :data:`MIN_PENDING_LIFE` at the cap, so a flood of fake sign-ups
+    clears itself in minutes instead of locking residents out for ``ttl`` again and again."""
+    fill = pending / cap if cap else 1.0
+    if fill <= 0.5:
+        return ttl
+    share = max(0.0, 1.0 - (fill - 0.5) * 2)
+    return max(min(MIN_PENDING_LIFE, ttl), ttl * share)
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class SelfService:
         *,
         clock: Callable[[], datetime] = _utcnow,
         sender: Callable[[str, str, str], Any] | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.settings = settings
         self.cfg = settings.selfservice
@@ -86,6 +104,14 @@ class SelfService:
         self._sender = sender
         self._footer_version: int | None = None
         self._footer_tokens: dict[str, str] = {}
+        # Everything blocking a visitor can trigger runs here, never on the daemon's executor.
+        self.visitors = VisitorWork(
+            threads=self.cfg.visitor_threads,
+            per_client=self.cfg.per_client_inflight,
+            send_deadline=self.cfg.send_deadline,
+            resolver=resolver,
+        )
+        self._notices: set[asyncio.Task[Any]] = set()
 
     # -- links -----------------------------------------------------------------------------------
     def manage_url(self, token: str) -> str:
@@ -98,10 +124,14 @@ class SelfService:
         """The dispatcher's footer hook: the management link of an active web subscriber."""
         version = self.store.subscribers_version()
         if version != self._footer_version:
-            self._footer_tokens = self.web.active_tokens()
+            self._footer_tokens = {
+                row.subscriber: row.manage_token
+                for row in self.web.all()
+                if row.status == "active" and not is_broadcast(row.channel_kind, row.destination_masked)
+            }
             self._footer_version = version
         token = self._footer_tokens.get(subscriber)
-        if token is None:
+        if token is None:  # not a web subscriber, or one on a channel others can read
             return None
         return t("footer", language, link=self.manage_url(token))
 
@@ -160,11 +190,21 @@ class SelfService:
 
         bot = self.cfg.bot_token.get_secret_value() if self.cfg.bot_token else None
         built = build_channel(self.cfg, channel["kind"], value, bot_token=bot)
-        await check_target(built, allow_private=self.cfg.allow_private_targets)
 
         self.web.purge(now)
-        if self.web.count_pending() >= self.cfg.max_pending:
+        pending = self.web.count_pending()
+        if pending >= self.cfg.max_pending:
             raise Refusal(503, "too_many_pending")
+        if self.web.count_pending(client=client) >= self.cfg.pending_per_prefix:
+            raise Refusal(429, "too_many_pending_client")
+        try:
+            await check_target(
+                built,
+                allow_private=self.cfg.allow_private_targets,
+                resolve=lambda host: self.visitors.resolve(client, host),
+            )
+        except Busy as exc:
+            raise _busy(exc) from None
         destination = self.web.digest("destination", built.destination)
         if not self.limiter.allow("destination", destination, self.cfg.per_destination_per_day, DAY, now):
             raise Refusal(429, "rate_destination")
@@ -186,7 +226,8 @@ class SelfService:
             record=record,
             manage_token=token,
             code_hash=self.web.digest("code", f"{sub_id}:{code}"),
-            expires_at=now + timedelta(seconds=self.cfg.pending_ttl),
+            expires_at=now
+            + timedelta(seconds=pending_life(self.cfg.pending_ttl, pending, self.cfg.max_pending)),
             channel_kind=built.kind,
             destination=destination,
             destination_masked=built.masked,
@@ -194,7 +235,11 @@ class SelfService:
             now=now,
         )
         self.limiter.hit("destination", destination, now)
-        ok = await self._send_code(built, sub_id, code, language)
+        try:
+            ok = await self._send_code(built, sub_id, code, language, client)
+        except Busy as exc:
+            self.web.delete(sub_id)
+            raise _busy(exc) from None
         if not ok:
             self.web.delete(sub_id)
             raise Refusal(502, "send_failed", field="value")
@@ -214,7 +259,7 @@ class SelfService:
         assert row is not None
         return row, language
 
-    async def _send_code(self, built: BuiltChannel, sub_id: str, code: str, lang: str) -> bool:
+    async def _send_code(self, built: BuiltChannel, sub_id: str, code: str, lang: str, client: str) -> bool:
         title = t("code_message_title", lang)
         lines = [t("code_message", lang, code=code)]
         if self.public_url:
@@ -223,24 +268,78 @@ class SelfService:
         body = "\n".join(lines)
         if self._sender is not None:  # tests
             return bool(await self._sender(built.url, title, body))
-        timeout = self.settings.delivery.timeout
-        channel = channels.load(built.url, timeout=timeout)
-        limit = channel.limits.body_maxlen
-        if limit and len(body) > limit:
-            body = lines[0]  # an SMS segment: the code alone
-        try:
-            result = await asyncio.wait_for(
-                asyncio.to_thread(
-                    channels.send, channel, title, body, channels.INFO, "text", timeout=timeout
-                ),
-                timeout,
-            )
-            ok, detail = result.ok, result.detail
-        except TimeoutError:
-            ok, detail = False, "timed out"
+        ok, detail = await self._visitor_send(built.kind, built.url, title, body, client, short=lines[0])
         if not ok:
             log.warning("confirmation not delivered " + kv(id=sub_id, channel=built.masked, error=detail))
         return ok
+
+    async def _visitor_send(
+        self, kind: str, url: str, title: str, body: str, client: str, *, short: str | None = None
+    ) -> tuple[bool, str]:
+        """One visitor-triggered send: the visitors' pool, a hard deadline, and for a raw URL the
+        connect-time address guard with Apprise's redirects off. Raises :class:`Busy`."""
+        raw = kind == "apprise"
+        deadline = self.cfg.send_deadline
+        channel = channels.load(url, timeout=deadline)
+        if raw:
+            guard_plugin(channel.plugin)  # Apprise's redirects off, timeouts ours
+        limit = channel.limits.body_maxlen
+        if short is not None and limit and len(body) > limit:
+            body = short  # an SMS segment: the code alone
+        allow_private = self.cfg.allow_private_targets or not raw  # templates: the operator's hosts
+        try:
+            result = await self.visitors.send(
+                client,
+                channels.send,
+                channel,
+                title,
+                body,
+                channels.INFO,
+                "text",
+                allow_private=allow_private,
+            )
+        except GuardExpired:
+            return False, f"no answer within {deadline:g}s"
+        return result.ok, result.detail
+
+    def _notify_change(self, row: WebSubscription, action: str, client: str) -> None:
+        """Tell the resident's own channel that their subscription was changed or removed.
+
+        Someone else holding the management link (a forwarded message, a shared
+        phone) can then be noticed. In the background, in the visitors' pool; a
+        busy pool skips the notice (logged) rather than delaying the answer.
+        """
+        if not row.urls:
+            return
+        lang = row.language or self.settings.language
+        title = t(f"{action}_notice_title", lang)
+        body = t(f"{action}_notice", lang, site=self.public_url or "")
+
+        async def notify() -> None:
+            try:
+                if self._sender is not None:  # tests
+                    await self._sender(row.urls[0], title, body)
+                    return
+                ok, detail = await self._visitor_send(row.channel_kind, row.urls[0], title, body, client)
+            except Busy:
+                ok, detail = False, "visitor pool busy"
+            except Exception as exc:  # a notice must never break the request that caused it
+                ok, detail = False, type(exc).__name__
+            if not ok:
+                log.warning(
+                    "change notice not delivered "
+                    + kv(id=row.id, action=action, channel=row.destination_masked, error=detail)
+                )
+
+        task = asyncio.ensure_future(notify())
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def aclose(self) -> None:
+        """Let change notices in flight finish (bounded by the send deadline), then free the pool."""
+        if self._notices:
+            await asyncio.wait(set(self._notices), timeout=self.cfg.send_deadline + 2)
+        self.visitors.close()
 
     # -- confirm -----------------------------------------------------------------------------------
     async def confirm(self, sub_id: Any, code: Any, client: str) -> WebSubscription:
@@ -302,6 +401,7 @@ class SelfService:
             self._refused(exc, "update", client)
             raise
         self.web.update(row.id, regions=regions, kinds=kinds, language=language, now=self.clock())
+        self._notify_change(row, "changed", client)
         log.info(
             "subscription changed "
             + kv(
@@ -321,6 +421,7 @@ class SelfService:
             self._refused(exc, "delete", client)
             raise
         self.web.delete(row.id)
+        self._notify_change(row, "deleted", client)
         log.info(
             "subscription deleted "
             + kv(id=row.id, channel=row.channel_kind, destination=row.destination_masked, client=client)
@@ -374,3 +475,8 @@ def _refuse_first(problems: list[Problem]) -> None:
     if first.limit is not None:
         params["limit"] = first.limit
     raise Refusal(400, first.key, field=first.field, **params)
+
+
+def _busy(exc: Busy) -> Refusal:
+    """A full visitor box, as the resident is told it."""
+    return Refusal(429, "busy_client") if exc.scope == "client" else Refusal(503, "busy")

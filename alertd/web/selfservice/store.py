@@ -123,12 +123,17 @@ class WebStore:
             db.execute("DELETE FROM web_rate WHERE at < ?", (_ts(now - timedelta(days=2)),))
         return len(names)
 
-    def count_pending(self) -> int:
+    def count_pending(self, client: str | None = None) -> int:
+        """Unconfirmed subscriptions: all of them, or those one client (prefix) started."""
+        sql = (
+            "SELECT COUNT(*) FROM web_subscriptions w JOIN subscribers s ON s.name = w.subscriber "
+            "WHERE s.status = 'pending'"
+        )
         with self.store.transaction() as db:
-            row = db.execute(
-                "SELECT COUNT(*) FROM web_subscriptions w JOIN subscribers s ON s.name = w.subscriber "
-                "WHERE s.status = 'pending'"
-            ).fetchone()
+            if client is None:
+                row = db.execute(sql).fetchone()
+            else:
+                row = db.execute(sql + " AND w.client = ?", (client,)).fetchone()
         return int(row[0])
 
     # -- rate limits ---------------------------------------------------------------------------------
