@@ -301,7 +301,9 @@ class HttpConfig(_Frozen):
     header_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a client has to send a complete request head."
     )
-    keep_alive: float = Field(default=5.0, gt=0, le=300, description="Seconds an idle keep-alive connection stays.")
+    keep_alive: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds an idle keep-alive connection stays."
+    )
 
     @field_validator("listen")
     @classmethod
@@ -464,7 +466,7 @@ class SelfServiceConfig(_Frozen):
     allowed_query_keys: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Per scheme, query keys a raw URL may carry beyond format, overflow, emojis, priority, "
-        "tags, title, image (e.g. json = [\"+X-Token\"]). Host, timeout, method and header keys are refused "
+        'tags, title, image (e.g. json = ["+X-Token"]). Host, timeout, method and header keys are refused '
         "unless listed here.",
     )
     visitor_threads: int = Field(
@@ -481,7 +483,9 @@ class SelfServiceConfig(_Frozen):
     pending_ttl: float = Field(default=1800.0, ge=60, le=7 * 86400, description="Seconds a code stays valid.")
     max_pending: int = Field(default=500, ge=1, description="Cap on unconfirmed subscriptions at once.")
     pending_per_prefix: int = Field(
-        default=5, ge=1, description="Unconfirmed subscriptions at once per client prefix (see client_prefix_*)."
+        default=5,
+        ge=1,
+        description="Unconfirmed subscriptions at once per client prefix (see client_prefix_*).",
     )
     client_prefix_v4: int = Field(default=32, ge=8, le=32, description="IPv4 prefix length one client is.")
     client_prefix_v6: int = Field(default=64, ge=16, le=128, description="IPv6 prefix length one client is.")

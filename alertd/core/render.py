@@ -42,6 +42,7 @@ from alertd.core.kinds import advice as kind_advice
 from alertd.core.kinds import is_over, kind_name
 from alertd.core.languages import LANGUAGES, language_of
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel, Severity
+from alertd.core.template_budget import BudgetedSandbox, render_within_budget
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -430,7 +431,7 @@ TEMPLATE_VARIABLES: tuple[str, ...] = (
 @functools.cache
 def _jinja() -> SandboxedEnvironment:
     """Sandboxed (operator text must not reach Python internals), no autoescape (plain text), strict."""
-    return SandboxedEnvironment(
+    return BudgetedSandbox(  # bounded steps, output and sizes: alertd.core.template_budget
         autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=False
     )
 
@@ -472,7 +473,7 @@ def _template_draft(
     source: str, event: AlertEvent, lang: str, zone: ZoneInfo, notify_type: str
 ) -> _Draft | None:
     """First rendered line = title, the rest = body. None when the template renders nothing usable."""
-    text = _compile(source).render(_variables(event, lang, zone))
+    text = render_within_budget(_compile(source), _variables(event, lang, zone))
     lines = [line.rstrip() for line in text.strip().splitlines()]
     lines = [line for line in lines if line.strip()] if lines else []
     if not lines:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from alertd.config import Settings
@@ -20,6 +21,9 @@ from alertd.run.dispatch import Dispatcher
 from alertd.run.operators import OperatorNotifier
 from alertd.store.sqlite import OutboxRow, Store
 from alertd.web.metrics import Metrics
+
+#: Threads of the daemon's own default executor (name lookups of the feeds, operator notices).
+DAEMON_THREADS = 16
 
 log = get_logger(__name__)
 
@@ -135,6 +139,11 @@ async def run_app(
     setup_logging(
         level=log_level or settings.log_level, fmt=log_format or settings.log_format, secrets=secrets
     )
+    # The loop's default executor serves the daemon alone (httpx resolves feed hosts on it, operator
+    # notices send on it); whatever visitors of the public page trigger runs in the self-service
+    # pool instead (alertd.web.selfservice.visitors), so they can never starve it.
+    daemon_pool = ThreadPoolExecutor(max_workers=DAEMON_THREADS, thread_name_prefix="alertd-daemon")
+    asyncio.get_running_loop().set_default_executor(daemon_pool)
     store = Store(settings.db_path)
     try:
         started_at = datetime.now(UTC)
@@ -192,7 +201,9 @@ async def run_app(
                 attach(app, selfservice)
                 log.info("self-service page enabled", public_url=settings.selfservice.public_url)
             background.append(
-                lambda stop_event: serve(app, settings.http.host, settings.http.port, stop_event, sock=sock)
+                lambda stop_event: serve(
+                    app, settings.http.host, settings.http.port, stop_event, sock=sock, limits=settings.http
+                )
             )
             log.info("http listening", address=settings.http.listen)
         if on_ready is not None:
@@ -201,6 +212,8 @@ async def run_app(
             await run_forever(daemon, background=background, stop=stop)
         finally:
             dispatcher.close()
+            if selfservice is not None:
+                await selfservice.aclose()
         return 0
     finally:
         store.close()

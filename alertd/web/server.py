@@ -28,10 +28,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alertd.config import Settings, SourceConfig
+from alertd.config import HttpConfig, Settings, SourceConfig
 from alertd.core.model import iso_utc
 from alertd.logs import get_logger
 from alertd.store.sqlite import SourceCursor
+from alertd.web.limits import connection_cap, limited_h11
 from alertd.web.metrics import CONTENT_TYPE_LATEST, Metrics
 
 __all__ = [
@@ -240,16 +241,32 @@ async def serve(
     *,
     sock: socket.socket | None = None,
     graceful_timeout: int = 5,
+    limits: HttpConfig | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` in the running loop until ``stop`` is set.
 
     Pass an already bound ``sock`` (see :func:`bind_socket`) to fail early on a
     busy port or to listen on port 0. Returns once the server has closed.
+    ``limits`` (default: ``HttpConfig()``'s) caps open connections below the
+    descriptor limit and gives each request a deadline (:mod:`alertd.web.limits`).
     """
     if sock is None:
         sock = bind_socket(host, port)
+    limits = limits or HttpConfig()
+    cap = connection_cap(limits.max_connections)
+    if cap < limits.max_connections:
+        log.warning(
+            "http connections capped below the descriptor limit",
+            configured=limits.max_connections,
+            cap=cap,
+            hint="raise LimitNOFILE= (ulimit -n)",
+        )
     config = uvicorn.Config(
         app,
+        http=limited_h11(cap, limits.header_timeout),
+        limit_concurrency=cap,
+        timeout_keep_alive=max(1, round(limits.keep_alive)),
+        h11_max_incomplete_event_size=16 * 1024,  # request line + headers
         log_config=None,  # alertd's logging stays as setup_logging made it
         log_level="warning",  # no "Started server process" chatter in alertd's log
         access_log=False,

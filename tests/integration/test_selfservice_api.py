@@ -9,6 +9,7 @@ localized message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -110,6 +111,16 @@ def code_from(env: Env, path: str = "/r1") -> str:
     return match.group(1)
 
 
+async def arrived(sink: JsonSink, count: int, path: str, timeout: float = 15.0) -> list[Any]:
+    """Wait for ``count`` posts on ``path`` without blocking the loop (background sends run on it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(sink.received(path)) < count:
+        assert loop.time() < deadline, f"expected {count} post(s) on {path}, got {len(sink.received(path))}"
+        await asyncio.sleep(0.05)
+    return sink.received(path)
+
+
 def assert_refused(response: httpx.Response, status: int, key: str, lang: str = "uk", **params: Any) -> None:
     assert response.status_code == status, response.text
     data = response.json()
@@ -159,9 +170,8 @@ async def test_lifecycle_create_confirm_show_change_delete(make_env: Callable[..
         assert manage_url.startswith("https://alerts.example.org/s/") and len(token) >= 32
         [active] = env.store.subscribers()
         assert active.status == "active" and active.urls == (env.sink.url("/r1"),)
-        # every message to this subscriber carries the management link
-        assert env.service.footer_for(active.name, "uk") == f"Керувати/відписатися: {manage_url}"
-        assert env.service.footer_for(active.name, "en") == f"Manage or leave: {manage_url}"
+        # a raw URL may post anywhere others read: its messages never carry the management link
+        assert env.service.footer_for(active.name, "uk") is None
 
         again = await http.post("/api/subscriptions/confirm", json={"id": sub["id"], "code": code})
         assert_refused(again, 409, "already_confirmed")
@@ -186,11 +196,18 @@ async def test_lifecycle_create_confirm_show_change_delete(make_env: Callable[..
             and active.regions == ("UA-32",)
         )
 
+        # the change is announced on the resident's own channel (in the old language)
+        changed_notice = (await arrived(env.sink, 2, "/r1"))[1]
+        assert changed_notice.title == t("changed_notice_title", "uk")
+
         bad_patch = await http.patch(f"/api/manage/{token}", json={"kinds": ["tea"]})
         assert_refused(bad_patch, 400, "unknown_kind", kind="tea")
 
         gone = await http.delete(f"/api/manage/{token}")
         assert gone.status_code == 200 and gone.json() == {"status": "deleted"}
+        deleted_notice = (await arrived(env.sink, 3, "/r1"))[2]
+        assert deleted_notice.title == t("deleted_notice_title", "en")
+        assert "https://alerts.example.org" in deleted_notice.message
         assert env.store.subscribers(status=None) == []
         missing = await http.get(f"/api/manage/{token}", headers={"Accept-Language": "en-GB,en;q=0.8"})
         assert_refused(missing, 404, "not_found", "en")

@@ -50,8 +50,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This way of being notified is not offered here.",
     },
     "bad_topic": {
-        "uk": "Тема ntfy: {min}–64 латинські літери, цифри, «-» або «_».",
-        "en": "ntfy topic: {min}–64 Latin letters, digits, '-' or '_'.",
+        "uk": "Тема ntfy: до 64 латинських літер, цифр, «-» або «_».",
+        "en": "ntfy topic: up to 64 Latin letters, digits, '-' or '_'.",
     },
     "short_topic": {
         "uk": "Тема ntfy має містити щонайменше {min} символів: коротку тему легко вгадати.",

@@ -179,7 +179,7 @@ def build_channel(
     }
     pattern, error = checks[kind]
     if not pattern.fullmatch(value) or (kind == "email" and len(value) > 254):
-        raise Refusal(400, error, field="value", min=cfg.min_topic_length)
+        raise Refusal(400, error, field="value")
     if kind == "ntfy" and len(value) < cfg.min_topic_length:
         raise Refusal(400, "short_topic", field="value", min=cfg.min_topic_length)
     template = cfg.template_for(kind)

@@ -80,9 +80,7 @@ class VisitorWork:
         if self._by_client[client] <= 0:
             del self._by_client[client]
 
-    async def send(
-        self, client: str, fn: Callable[..., T], *args: Any, allow_private: bool = False
-    ) -> T:
+    async def send(self, client: str, fn: Callable[..., T], *args: Any, allow_private: bool = False) -> T:
         """Run the blocking send ``fn(*args)`` guarded (connect-time address check + hard deadline).
 
         Raises :class:`Busy` when the client or the box is full, :class:`GuardExpired`
