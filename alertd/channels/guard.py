@@ -43,7 +43,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "DEFAULT_QUERY_KEYS",
@@ -122,9 +122,12 @@ def query_problem(url: str, allowed: Iterable[str] = ()) -> str | None:
     except ValueError:
         return "unparsable URL"
     permitted = {k.lower() for k in DEFAULT_QUERY_KEYS} | {k.lower() for k in allowed}
-    for key, _value in parse_qsl(query, keep_blank_values=True):
+    for pair in query.replace(";", "&").split("&"):
+        if not pair:
+            continue
+        key = unquote(pair.partition("=")[0]).strip()  # not unquote_plus: "+" starts a header key
         if key.lower() not in permitted:
-            return key[:40]
+            return key[:40] or "(empty)"
     return None
 
 
@@ -150,13 +153,22 @@ def _active() -> Guard | None:
 class Guard:
     """One guarded send: address checks, a resolver seam, and the sockets to cut at its deadline.
 
-    ``allow_private`` keeps the deadline but skips the address check (tests, or an
-    operator who really wants residents to reach internal hosts).
+    ``allow_private`` keeps the deadline but skips the address check (template
+    channels, which go to the operator's own hosts; or tests).
     """
 
-    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        resolver: Resolver | None = None,
+        permit: Callable[[str, int], bool] | None = None,
+    ) -> None:
         self.allow_private = allow_private
         self.resolver = resolver
+        # (address, port) pairs the caller vouches for although they are not public: the tests'
+        # stand-in for an internet server, which can only live on loopback here.
+        self.permit = permit
         self.refused: list[str] = []  # addresses refused, for the log line (no URL)
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -208,7 +220,8 @@ class Guard:
                 raise ForbiddenTarget("name did not resolve") from None
             host = infos[0][4][0]
             ip = ipaddress.ip_address(str(host).split("%", 1)[0])
-        if not self.allow_private and is_forbidden_address(ip):
+        vouched = self.permit is not None and self.permit(str(ip), int(port))
+        if not self.allow_private and not vouched and is_forbidden_address(ip):
             self.refused.append(str(ip))
             raise ForbiddenTarget(f"connection to a non-public address ({ip}) refused")
         with self._lock:
