@@ -32,7 +32,12 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["DESCRIPTOR_RESERVE", "connection_cap", "limited_h11"]
+__all__ = ["ACCEPT_BACKLOG", "DESCRIPTOR_RESERVE", "connection_cap", "limited_h11"]
+
+#: The listen backlog, which is also how many connections asyncio accepts in one go before any
+#: protocol sees them (uvicorn's default is 2,048: enough to run past the descriptor limit
+#: before the cap below gets a say). The reserve covers this burst.
+ACCEPT_BACKLOG = 64
 
 #: Descriptors kept for the daemon itself (polls, deliveries, the store, logs), at least.
 DESCRIPTOR_RESERVE = 256
@@ -41,7 +46,8 @@ _WAITING = (h11.IDLE, h11.SEND_BODY)  # their_state while a request has not full
 
 
 def connection_cap(configured: int, soft_limit: int | None = None) -> int:
-    """``configured``, lowered to leave the daemon a quarter of the descriptors (at least 256).
+    """``configured``, lowered to leave the daemon a quarter of the descriptors (at least 256) and
+    room for accept bursts (1,024 → 512; systemd's ``LimitNOFILE=4096`` → the default 1,024).
 
     ``soft_limit`` defaults to this process's ``RLIMIT_NOFILE``; systemd's unit
     raises it with ``LimitNOFILE=``.
@@ -50,7 +56,9 @@ def connection_cap(configured: int, soft_limit: int | None = None) -> int:
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft_limit == resource.RLIM_INFINITY or soft_limit <= 0:
         return configured
-    reserve = max(DESCRIPTOR_RESERVE, soft_limit // 4)
+    # the daemon's share, plus accept bursts: asyncio accepts a backlog's worth before the cap
+    # runs, and a dropped connection's descriptor is freed one loop turn later
+    reserve = max(DESCRIPTOR_RESERVE, soft_limit // 4) + 4 * ACCEPT_BACKLOG
     return max(16, min(configured, soft_limit - reserve))
 
 
@@ -60,11 +68,13 @@ def limited_h11(max_connections: int, header_timeout: float) -> type[asyncio.Pro
 
     class LimitedH11(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
+        _admitted = False
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             if len(self.connections) >= max_connections and not _evict_oldest_waiting():
                 transport.abort()  # every connection is mid-request: no room for this one
                 return
+            self._admitted = True
             super().connection_made(transport)
             self._wait()
 
@@ -81,7 +91,8 @@ def limited_h11(max_connections: int, header_timeout: float) -> type[asyncio.Pro
         def connection_lost(self, exc: Exception | None) -> None:
             waiting.pop(self, None)
             self._disarm()
-            super().connection_lost(exc)
+            if self._admitted:  # a connection refused in connection_made never reached uvicorn
+                super().connection_lost(exc)
 
         # -- bookkeeping --------------------------------------------------------------------------
         def _wait(self) -> None:

@@ -32,7 +32,7 @@ from alertd.config import HttpConfig, Settings, SourceConfig
 from alertd.core.model import iso_utc
 from alertd.logs import get_logger
 from alertd.store.sqlite import SourceCursor
-from alertd.web.limits import connection_cap, limited_h11
+from alertd.web.limits import ACCEPT_BACKLOG, connection_cap, limited_h11
 from alertd.web.metrics import CONTENT_TYPE_LATEST, Metrics
 
 __all__ = [
@@ -226,7 +226,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, port), family=family, backlog=128)
+        sock = socket.create_server((host, port), family=family, backlog=ACCEPT_BACKLOG)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
@@ -264,9 +264,9 @@ async def serve(
     config = uvicorn.Config(
         app,
         http=limited_h11(cap, limits.header_timeout),
-        limit_concurrency=cap,
         timeout_keep_alive=max(1, round(limits.keep_alive)),
         h11_max_incomplete_event_size=16 * 1024,  # request line + headers
+        backlog=ACCEPT_BACKLOG,
         log_config=None,  # alertd's logging stays as setup_logging made it
         log_level="warning",  # no "Started server process" chatter in alertd's log
         access_log=False,

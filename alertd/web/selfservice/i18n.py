@@ -58,8 +58,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "An ntfy topic needs at least {min} characters: a short one is easy to guess.",
     },
     "query_key_not_allowed": {
-        "uk": "Параметр «{key}» в адресі каналу тут не дозволено.",
-        "en": 'The parameter "{key}" is not allowed in a channel address here.',
+        "uk": "Параметр «{name}» в адресі каналу тут не дозволено.",
+        "en": 'The parameter "{name}" is not allowed in a channel address here.',
     },
     "cross_origin": {
         "uk": "Запит надійшов з іншого сайту; його відхилено.",

@@ -212,7 +212,7 @@ def _raw_channel(cfg: SelfServiceConfig, url: str) -> BuiltChannel:
         raise Refusal(400, "scheme_not_allowed", field="value", scheme=scheme)
     bad_key = query_problem(url, cfg.allowed_query_keys.get(scheme, ()))
     if bad_key is not None:
-        raise Refusal(400, "query_key_not_allowed", field="value", key=bad_key)
+        raise Refusal(400, "query_key_not_allowed", field="value", name=bad_key)
     channel = channels.load(url)
     if channel.plugin is None:
         raise Refusal(400, "bad_url", field="value")
