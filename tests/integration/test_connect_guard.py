@@ -19,21 +19,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import apprise
 import httpx
 import pytest
 import requests
 
+from alertd import channels
 from alertd.channels.guard import (
-    GUARDED_ASSET_OPTIONS,
     ForbiddenTarget,
     Guard,
+    GuardExpired,
+    guard_plugin,
     is_forbidden_address,
     query_problem,
 )
 from alertd.config import load_settings
 from alertd.core.regions import RegionRegistry
-from alertd.run.dispatch import apprise_asset, load_channel, send_blocking
 from alertd.store.sqlite import Store
 from alertd.web.selfservice import SelfService, attach, routes
 from alertd.web.selfservice.visitors import Busy, VisitorWork
@@ -232,23 +232,22 @@ def test_redirect_to_loopback_is_refused_at_connect_even_when_followed(listener:
         redirector.close()
 
 
-@pytest.mark.parametrize(
-    "asset_options", [dict(GUARDED_ASSET_OPTIONS), {}], ids=["redirects-off", "redirects-on"]
-)
-def test_apprise_redirect_to_loopback_never_arrives(
-    listener: Listener, asset_options: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize("redirects", ["off", "on"])
+def test_apprise_redirect_to_loopback_never_arrives(listener: Listener, redirects: str) -> None:
     redirector = Listener(redirect_to=f"http://127.0.0.1:{listener.port}/internal")
     try:
-        asset = apprise_asset()
-        for option, value in asset_options.items():
-            setattr(asset, option, value)
-        channel = load_channel(f"json://127.0.0.1:{redirector.port}/hook", asset)
+        channel = channels.load(f"json://127.0.0.1:{redirector.port}/hook")
+        if redirects == "off":
+            guard_plugin(channel.plugin)  # what guarded sends do
+        else:
+            channel.plugin.redirects = True  # Apprise's default: the guard alone must hold
         guard = Guard(permit=lambda ip, port: port == redirector.port)
-        ok, _detail = guard.run(send_blocking, channel, "t", "b", apprise.NotifyType.INFO, "text")
-        assert not ok  # a 307 is not a delivery
+        result = guard.run(channels.send, channel, "t", "b", channels.INFO, "text")
+        assert not result.ok  # a 307 is not a delivery
         assert redirector.requests == ["/hook"]
         assert listener.accepted == 0
+        if redirects == "on":
+            assert guard.refused == ["127.0.0.1"]
     finally:
         redirector.close()
 
@@ -304,7 +303,7 @@ def _root(exc: BaseException) -> BaseException:
 def _drip_channel(drip: Drip) -> Any:
     # rto/cto as an attacker would set them (the allowlist refuses them at sign-up; the deadline
     # holds even if they got through)
-    return load_channel(f"json://127.0.0.1:{drip.port}/hook?rto=3600&cto=3600")
+    return channels.load(f"json://127.0.0.1:{drip.port}/hook?rto=3600&cto=3600")
 
 
 async def test_slow_drip_send_is_cut_at_the_deadline_and_gives_its_thread_back(drip: Drip) -> None:
@@ -321,14 +320,13 @@ async def test_slow_drip_send_is_cut_at_the_deadline_and_gives_its_thread_back(d
 
 
 async def _expect_failed_send(work: VisitorWork, client: str, channel: Any) -> tuple[bool, str]:
-    from alertd.channels.guard import GuardExpired
-
     try:
-        return await work.send(
-            client, send_blocking, channel, "t", "b", apprise.NotifyType.INFO, "text", allow_private=True
+        result = await work.send(
+            client, channels.send, channel, "t", "b", channels.INFO, "text", allow_private=True
         )
     except GuardExpired as exc:
         return False, str(exc)
+    return result.ok, result.detail
 
 
 async def test_in_flight_caps_per_client_and_overall(drip: Drip) -> None:
@@ -337,7 +335,7 @@ async def test_in_flight_caps_per_client_and_overall(drip: Drip) -> None:
         first = asyncio.ensure_future(_expect_failed_send(work, "client-a", _drip_channel(drip)))
         await _until(lambda: work.inflight == 1)
         with pytest.raises(Busy) as same_client:
-            await work.send("client-a", send_blocking, _drip_channel(drip), "t", "b", "info", "text")
+            await work.send("client-a", channels.send, _drip_channel(drip), "t", "b", "info", "text")
         assert same_client.value.scope == "client"
         second = asyncio.ensure_future(_expect_failed_send(work, "client-b", _drip_channel(drip)))
         await _until(lambda: work.inflight == 2)
