@@ -11,16 +11,18 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alertd import __version__
 from alertd.core.languages import LANGUAGES
 from alertd.errors import ConfigError, ParseError, StoreError
 
-if TYPE_CHECKING:
-    from alertd.config import SourceConfig
+if TYPE_CHECKING:  # imported lazily at run time: `alertd --help` must stay quick
+    from alertd.config import Settings, SourceConfig
     from alertd.core.model import Notice
+    from alertd.core.regions import RegionRegistry
     from alertd.sources.spec import ParseInput
+    from alertd.store.sqlite import SourceCursor, Store
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -211,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- parse ------------------------------------------------------------------------------
-def _parse_record(item: object) -> dict:
+def _parse_record(item: object) -> dict[str, Any]:
     from alertd.core.model import ActiveAlert, Notice, iso_utc
 
     if isinstance(item, ActiveAlert):
@@ -330,7 +332,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> tuple[Settings, RegionRegistry]:
     from alertd.config import load_settings
     from alertd.core.regions import RegionRegistry
 
@@ -442,7 +444,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cursor_json(c) -> dict | None:
+def _cursor_json(c: SourceCursor | None) -> dict[str, Any] | None:
     from alertd.core.model import iso_utc
 
     if c is None:
@@ -470,7 +472,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
 
 
 # -- subscribers ------------------------------------------------------------------------
-def _resolve_region(registry, value: str) -> tuple[str | None, str | None]:
+def _resolve_region(registry: RegionRegistry, value: str) -> tuple[str | None, str | None]:
     """A region code, or a place name that names exactly one region; else an error text."""
     if registry.get(value) is not None:
         return value, None
@@ -500,7 +502,9 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _subscribers_add(args: argparse.Namespace, settings, registry, store) -> int:
+def _subscribers_add(
+    args: argparse.Namespace, settings: Settings, registry: RegionRegistry, store: Store
+) -> int:
     """``subscribers add``: every problem with the arguments at once, else one row in the store."""
     from alertd.store.sqlite import StoredSubscriber
 
@@ -528,7 +532,7 @@ def _subscribers_add(args: argparse.Namespace, settings, registry, store) -> int
 
 
 def _add_problems(
-    args: argparse.Namespace, settings, registry
+    args: argparse.Namespace, settings: Settings, registry: RegionRegistry
 ) -> tuple[list[str], tuple[str, ...], tuple[str, ...]]:
     """What is wrong with ``subscribers add``'s arguments, and the region codes and kinds they name.
 
@@ -561,7 +565,7 @@ def _add_problems(
     return problems, tuple(regions), tuple(str(k) for k in kinds)
 
 
-def _subscribers_remove(args: argparse.Namespace, settings, store) -> int:
+def _subscribers_remove(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``subscribers remove``: only store rows; a subscriber from the configuration file is edited there."""
     if store.remove_subscriber(args.name):
         print(f"removed {args.name}")
@@ -576,7 +580,9 @@ def _subscribers_remove(args: argparse.Namespace, settings, store) -> int:
     return EXIT_FAILURE
 
 
-def _subscribers_show(args: argparse.Namespace, settings, registry, store) -> int:
+def _subscribers_show(
+    args: argparse.Namespace, settings: Settings, registry: RegionRegistry, store: Store
+) -> int:
     """``subscribers list`` and ``show NAME``: masked channels, region names beside the codes."""
     from alertd import channels
 
@@ -590,7 +596,7 @@ def _subscribers_show(args: argparse.Namespace, settings, registry, store) -> in
         # channels.mask shortens phone numbers that Apprise's privacy URL keeps in the path.
         record["urls"] = [channels.mask(u) for u in record["urls"]]
         record["regions"] = [
-            f"{code} ({r.name(settings.language)})" if (r := registry.get(code)) else code
+            f"{code} ({region.name(settings.language)})" if (region := registry.get(code)) else code
             for code in record["regions"]
         ]
     if getattr(args, "json", False):
@@ -608,7 +614,7 @@ def _subscribers_show(args: argparse.Namespace, settings, registry, store) -> in
     return EXIT_OK
 
 
-def _all_subscribers(settings, store) -> list[dict]:
+def _all_subscribers(settings: Settings, store: Store) -> list[dict[str, Any]]:
     records = [
         {
             "name": s.name,

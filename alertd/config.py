@@ -25,7 +25,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -447,7 +447,8 @@ class SelfServiceConfig(_Frozen):
         description="Base URL residents reach the page at; used in every link (required if enabled).",
     )
     channels: list[ChannelKind] = Field(
-        default_factory=lambda: ["ntfy"], description="Channel kinds offered to residents, in page order."
+        default_factory=lambda: list[ChannelKind](["ntfy"]),
+        description="Channel kinds offered to residents, in page order.",
     )
     templates: dict[ChannelKind, SecretStr] = Field(
         default_factory=dict,
@@ -514,7 +515,7 @@ class SelfServiceConfig(_Frozen):
 
     def template_for(self, kind: str) -> str | None:
         """The Apprise URL template of a channel kind: the configured one, else the default (ntfy only)."""
-        secret = self.templates.get(kind)  # type: ignore[call-overload]
+        secret = self.templates.get(cast(ChannelKind, kind))  # an unknown kind simply has none
         if secret is not None:
             return secret.get_secret_value()
         return DEFAULT_CHANNEL_TEMPLATES.get(kind)

@@ -183,8 +183,6 @@ def _json_value(value: object) -> object:
 class TextFormatter(logging.Formatter):
     """``2026-11-25T14:03:07Z INFO delivery ok subscriber=olena …`` — UTC, one line."""
 
-    converter = time.gmtime
-
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
         return f"{stamp} {record.levelname} {line(record)}".replace("\n", " | ")

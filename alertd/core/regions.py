@@ -360,14 +360,15 @@ class RegionRegistry:
         known = {sid: code for (src, sid), code in merged.items() if src == "ukrainealarm"}
         added: list[Region] = []
         levels = {"state": RegionLevel.OBLAST, "district": RegionLevel.RAION}
-        for sid, name, rtype, parent in unmatched:
-            if ("ukrainealarm", sid) in merged:
+        for raw_id, name, rtype, parent in unmatched:
+            uid = str(raw_id)  # ids are keyed as text, whatever type the JSON gave them
+            if ("ukrainealarm", uid) in merged:
                 continue
             parent_code = known.get(str(parent)) if parent is not None else None
             parent_region = self._regions.get(parent_code) if parent_code else None
             if parent_region is None:
                 continue
-            code = f"ukrainealarm:{sid}"
+            code = f"ukrainealarm:{uid}"
             added.append(
                 Region(
                     code=code,
@@ -378,8 +379,8 @@ class RegionRegistry:
                     oblast=parent_region.oblast,
                 )
             )
-            merged[("ukrainealarm", sid)] = code
-            known[sid] = code
+            merged[("ukrainealarm", uid)] = code
+            known[uid] = code
         if not added and merged == self._source_ids:
             return self
         return RegionRegistry([*self._regions.values(), *added], merged)

@@ -166,17 +166,20 @@ def build(src: Path) -> tuple[RegionRegistry, list[str]]:
 
     entries = flatten_ukrainealarm_regions(ua_payload)
     matched, unmatched = registry.match_ukrainealarm_regions(entries)
-    for sid, name, rtype, _parent in entries:
-        code = matched.get(str(sid))
-        if rtype == "State" and sid in UKRAINEALARM_STATE_IDS.values():
-            expected = next(iso for iso, s in UKRAINEALARM_STATE_IDS.items() if s == sid)
-            assert code == expected, f"ukrainealarm state {sid} {name} matched {code}, table says {expected}"
-        elif code is not None:
-            uid_code = code_of(str(sid))
-            same = "same id as alerts.in.ua" if uid_code == code else f"alerts.in.ua id differs ({uid_code})"
-            notes.append(f"ukrainealarm {rtype} {sid} {name!r} -> {code} ({same})")
-    for sid, name, rtype, _parent in unmatched:
-        notes.append(f"ukrainealarm {rtype} {sid} {name!r}: no unique match, left out")
+    for raw_id, name, rtype, _parent in entries:
+        ua_id = str(raw_id)
+        match = matched.get(ua_id)
+        if rtype == "State" and ua_id in UKRAINEALARM_STATE_IDS.values():
+            expected = next(iso for iso, s in UKRAINEALARM_STATE_IDS.items() if s == ua_id)
+            assert match == expected, (
+                f"ukrainealarm state {ua_id} {name} matched {match}, table says {expected}"
+            )
+        elif match is not None:
+            uid_code = code_of(ua_id)
+            same = "same id as alerts.in.ua" if uid_code == match else f"alerts.in.ua id differs ({uid_code})"
+            notes.append(f"ukrainealarm {rtype} {ua_id} {name!r} -> {match} ({same})")
+    for raw_id, name, rtype, _parent in unmatched:
+        notes.append(f"ukrainealarm {rtype} {raw_id} {name!r}: no unique match, left out")
     return registry.learn_ukrainealarm_regions(entries), notes
 
 
