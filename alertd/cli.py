@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # imported lazily at run time: `alertd --help` must stay quic
     from alertd.core.model import Notice
     from alertd.core.regions import RegionRegistry
     from alertd.sources.spec import ParseInput
-    from alertd.store.sqlite import SourceCursor, Store
+    from alertd.store.base import SourceCursor, StateStore
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (default: config or text)")
     p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="start with an empty state even though the state file exists but is empty or not a "
+        "database (refused without this flag; the old file is kept beside it as *.refused-TIME)",
+    )
 
     p = sub.add_parser("check", help="validate the configuration and print one line per problem")
     _add_config(p)
@@ -349,7 +355,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings, registry = _load(args)
     return asyncio.run(
-        run_app(settings, registry, once=args.once, log_format=args.log_format, log_level=args.log_level)
+        run_app(
+            settings,
+            registry,
+            once=args.once,
+            log_format=args.log_format,
+            log_level=args.log_level,
+            init=args.init,
+        )
     )
 
 
@@ -381,17 +394,18 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from alertd.core.model import iso_utc
-    from alertd.store.sqlite import Store
+    from alertd.store import open_store, store_exists
 
     settings, _registry = _load(args)
-    if not settings.db_path.exists():
+    if not store_exists(settings):
         print(f"no state yet at {settings.db_path} (alertd has not run with this configuration)")
         return EXIT_OK
-    store = Store(settings.db_path)
+    store = open_store(settings)
     try:
         active = store.active_alerts()
         cursors = {c.name: c for c in store.cursors()}
         depth = store.outbox_depth()
+        size = store.size_bytes()
     finally:
         store.close()
     if args.json:
@@ -414,6 +428,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                         if cfg.enabled
                     },
                     "outbox": depth,
+                    "store": {"location": store.location, "size_bytes": size},
                 },
                 ensure_ascii=False,
             )
@@ -441,7 +456,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         ago = f"{(now - c.last_success).total_seconds():.0f}s ago" if c.last_success else "never"
         print(f"  {cfg.name:<20} {health}; last success {ago}; polls every {cfg.interval:g}s")
     print(f"outbox: {depth} deliveries pending")
+    print(f"state: {store.location}" + (f" ({_size(size)})" if size is not None else ""))
     return EXIT_OK
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 812 KiB, 27.4 MiB."""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit in ("bytes", "KiB") else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
 
 
 def _cursor_json(c: SourceCursor | None) -> dict[str, Any] | None:
@@ -488,10 +514,10 @@ def _resolve_region(registry: RegionRegistry, value: str) -> tuple[str | None, s
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    from alertd.store.sqlite import Store
+    from alertd.store import open_store
 
     settings, registry = _load(args)
-    store = Store(settings.db_path)
+    store = open_store(settings)
     try:
         if args.action == "add":
             return _subscribers_add(args, settings, registry, store)
@@ -503,10 +529,10 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
 
 
 def _subscribers_add(
-    args: argparse.Namespace, settings: Settings, registry: RegionRegistry, store: Store
+    args: argparse.Namespace, settings: Settings, registry: RegionRegistry, store: StateStore
 ) -> int:
     """``subscribers add``: every problem with the arguments at once, else one row in the store."""
-    from alertd.store.sqlite import StoredSubscriber
+    from alertd.store import StoredSubscriber
 
     problems, regions, kinds = _add_problems(args, settings, registry)
     if problems:
@@ -565,7 +591,7 @@ def _add_problems(
     return problems, tuple(regions), tuple(str(k) for k in kinds)
 
 
-def _subscribers_remove(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+def _subscribers_remove(args: argparse.Namespace, settings: Settings, store: StateStore) -> int:
     """``subscribers remove``: only store rows; a subscriber from the configuration file is edited there."""
     if store.remove_subscriber(args.name):
         print(f"removed {args.name}")
@@ -581,7 +607,7 @@ def _subscribers_remove(args: argparse.Namespace, settings: Settings, store: Sto
 
 
 def _subscribers_show(
-    args: argparse.Namespace, settings: Settings, registry: RegionRegistry, store: Store
+    args: argparse.Namespace, settings: Settings, registry: RegionRegistry, store: StateStore
 ) -> int:
     """``subscribers list`` and ``show NAME``: masked channels, region names beside the codes."""
     from alertd import channels
@@ -614,7 +640,7 @@ def _subscribers_show(
     return EXIT_OK
 
 
-def _all_subscribers(settings: Settings, store: Store) -> list[dict[str, Any]]:
+def _all_subscribers(settings: Settings, store: StateStore) -> list[dict[str, Any]]:
     records = [
         {
             "name": s.name,
@@ -647,7 +673,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     from alertd.config import load_settings
     from alertd.logs import setup_logging
     from alertd.run.dispatch import send_test
-    from alertd.store.sqlite import Store
+    from alertd.store import open_store
 
     if args.url and not args.subscriber and _config_path(args.config) is None:
         # a bare URL needs no configuration: defaults for language and time zone
@@ -655,7 +681,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
         targets = [(url, args.language or settings.language) for url in args.url]
     else:
         settings, _registry = _load(args)
-        store = Store(settings.db_path)
+        store = open_store(settings)
         try:
             records = _all_subscribers(settings, store)
         finally:

@@ -24,6 +24,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -68,6 +69,7 @@ __all__ = [
     "Settings",
     "SourceConfig",
     "SourceType",
+    "StoreConfig",
     "SubscriberConfig",
     "TopicConfig",
     "TrackerConfig",
@@ -409,6 +411,44 @@ class DeliveryConfig(_Frozen):
         return self
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration(value: Any) -> Any:
+    """``"30d"``, ``"12h"``, ``"15m"``, ``"90s"`` or a number of seconds, as a timedelta."""
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return timedelta(seconds=float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+class StoreConfig(_Frozen):
+    """Where and how alertd keeps its state (``[store]``); the SQLite file lives in ``state_dir``."""
+
+    retention: timedelta = Field(
+        default=timedelta(days=30),
+        description="How long delivered/dead notices, their attempts and ended alerts' events are kept: "
+        '"30d", "12h", "90s" or seconds. The history duplicate detection needs is always kept.',
+    )
+    prune_interval: float = Field(
+        default=600.0, gt=0, description="Seconds between retention runs (each deletes in small batches)."
+    )
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: Any) -> Any:
+        return _duration(value)
+
+    @field_validator("retention")
+    @classmethod
+    def _positive_retention(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("retention must be positive")
+        return value
+
+
 #: Channel kinds a resident may choose on the self-service page (alertd.web.selfservice).
 ChannelKind = Literal["ntfy", "telegram", "email", "sms", "apprise"]
 #: The placeholder each channel kind's template receives from the resident's input.
@@ -563,6 +603,7 @@ class Settings(BaseSettings):
     http: HttpConfig = Field(default_factory=HttpConfig, description="/healthz and /metrics server.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Alert-correctness knobs.")
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig, description="Outbox dispatcher knobs.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="State store and retention.")
     selfservice: SelfServiceConfig = Field(
         default_factory=SelfServiceConfig, description="Residents' self-service page and API."
     )

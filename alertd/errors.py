@@ -3,7 +3,8 @@
 AlertdError
 ├── ParseError        a payload that cannot be trusted (names source, file/feed, reason)
 ├── ConfigError       a configuration problem (names file and key)
-├── StoreError        the state file is corrupt, locked or unwritable (names the path)
+├── StoreError        the state file is corrupt, locked or unwritable (names the path, carries the cause)
+│   └── StoreLocked   another alertd process already runs on this state (names its PID)
 └── FetchError        an upstream did not give a usable answer (names the source)
 """
 
@@ -39,7 +40,25 @@ class ConfigError(AlertdError):
 
 
 class StoreError(AlertdError):
-    """The state store cannot be opened or written."""
+    """The state store cannot be opened, read or written.
+
+    ``cause`` is the backend's own words for what went wrong ("database or disk is
+    full", "database is locked"), never a secondary error raised while cleaning up.
+    ``transient`` says a retry soon may succeed (another writer holds the lock).
+    """
+
+    def __init__(self, message: str, *, cause: str | None = None, transient: bool = False) -> None:
+        self.cause = cause or message
+        self.transient = transient
+        super().__init__(message)
+
+
+class StoreLocked(StoreError):
+    """Another alertd process already holds this state (one daemon per SQLite file)."""
+
+    def __init__(self, message: str, *, holder_pid: int | None = None) -> None:
+        self.holder_pid = holder_pid
+        super().__init__(message, cause="locked by another alertd process")
 
 
 class FetchError(AlertdError):

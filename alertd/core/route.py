@@ -21,7 +21,7 @@ from alertd.config import Settings, topic_rule
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region
 from alertd.core.regions import RegionRegistry
 from alertd.core.topics import TopicBinding, expand
-from alertd.store.sqlite import OutboxRow, StoredSubscriber
+from alertd.store.base import OutboxRow, StoredSubscriber
 
 __all__ = ["Router", "Subscriber", "subscribers_from", "topic_bindings", "topic_subscribers"]
 

@@ -43,7 +43,7 @@ from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import Received, Sink, Upstream
 from alertd.logs import SecretFilter, fields_of, format_fields
 from alertd.run.app import run_app, settings_secrets
-from alertd.store.sqlite import Store
+from alertd.store import open_store, store_exists
 
 __all__ = ["BASE_DURATION", "MIN_DURATION", "RESIDENTS", "Resident", "run_demo"]
 
@@ -395,8 +395,8 @@ def _summary(demo: _Demo, settings: Settings, kept: bool, interrupted: bool) -> 
             )
         n.line(f"  {r.name:<7} {len(types)} message(s): {labels:<20} {mark}{note}")
     counts: dict[str, int] = {}
-    if settings.db_path.exists():
-        store = Store(settings.db_path)
+    if store_exists(settings):
+        store = open_store(settings)
         try:
             counts = store.outbox_counts()
         finally:

@@ -19,7 +19,7 @@ from alertd.logs import SecretFilter, get_logger, setup_logging
 from alertd.run.daemon import Daemon, run_forever
 from alertd.run.dispatch import Dispatcher
 from alertd.run.operators import OperatorNotifier
-from alertd.store.sqlite import OutboxRow, Store
+from alertd.store import OutboxRow, StateStore, open_store
 from alertd.web.metrics import Metrics
 
 #: Threads of the daemon's own default executor (name lookups of the feeds, operator notices).
@@ -53,7 +53,7 @@ class LiveRouter:
     the check is one small query; the rebuild happens only after a change.
     """
 
-    def __init__(self, settings: Settings, registry: RegionRegistry, store: Store) -> None:
+    def __init__(self, settings: Settings, registry: RegionRegistry, store: StateStore) -> None:
         self.settings = settings
         self.registry = registry
         self.store = store
@@ -79,7 +79,7 @@ class ProcessHooks:
     """Fans the daemon's hooks out to metrics and to the operators' channels."""
 
     def __init__(
-        self, settings: Settings, store: Store, metrics: Metrics, operators: OperatorNotifier
+        self, settings: Settings, store: StateStore, metrics: Metrics, operators: OperatorNotifier
     ) -> None:
         self.settings = settings
         self.store = store
@@ -132,9 +132,11 @@ async def run_app(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[], None] | None = None,
     http_socket: socket.socket | None = None,
+    init: bool = False,
 ) -> int:
     """Run the daemon until stopped. ``http_socket``: an already bound listener for the HTTP
-    server (tests bind port 0 to learn the port first); default: bind ``settings.http.listen``."""
+    server (tests bind port 0 to learn the port first); default: bind ``settings.http.listen``.
+    ``init``: start afresh over an empty or non-database state file (``alertd run --init``)."""
     secrets = settings_secrets(settings)
     setup_logging(
         level=log_level or settings.log_level, fmt=log_format or settings.log_format, secrets=secrets
@@ -144,7 +146,7 @@ async def run_app(
     # pool instead (alertd.web.selfservice.visitors), so they can never starve it.
     daemon_pool = ThreadPoolExecutor(max_workers=DAEMON_THREADS, thread_name_prefix="alertd-daemon")
     asyncio.get_running_loop().set_default_executor(daemon_pool)
-    store = Store(settings.db_path)
+    store = open_store(settings, daemon=True, init=init)
     try:
         started_at = datetime.now(UTC)
         metrics = Metrics(
@@ -219,7 +221,7 @@ async def run_app(
         store.close()
 
 
-def _cap_routes(settings: Settings, store: Store, daemon: Daemon, started_at: datetime) -> list:
+def _cap_routes(settings: Settings, store: StateStore, daemon: Daemon, started_at: datetime) -> list:
     """``/cap/alerts.atom`` and ``/cap/<identifier>.xml`` when ``[cap_out] enabled`` (alertd.web.cap)."""
     if not settings.cap_out.enabled:
         return []

@@ -33,7 +33,7 @@ from alertd.run.clock import ClockWatch, MonotonicInterval
 from alertd.run.fetch import make_client
 from alertd.run.poll import MessageCache, PollResult, poll_source, refresh_registry, spec_of
 from alertd.sources.spec import FeedShape
-from alertd.store.sqlite import OutboxRouter, Store
+from alertd.store.base import OutboxRouter, StateStore
 
 log = logging.getLogger("alertd")
 
@@ -98,7 +98,7 @@ class Daemon:
         self,
         settings: Settings,
         registry: RegionRegistry,
-        store: Store,
+        store: StateStore,
         *,
         router: OutboxRouter | None = None,
         hooks: Hooks | None = None,
@@ -479,7 +479,7 @@ async def run_forever(
     scheduler.start()
     watch = ClockWatch()
     tasks.append(asyncio.ensure_future(watch.run(stop, daemon.clock_stepped)))
-    log.info("alertd running " + kv(sources=len(daemon.sources), state=str(daemon.store.path)))
+    log.info("alertd running " + kv(sources=len(daemon.sources), state=daemon.store.location))
     try:
         await stop.wait()
     finally:

@@ -55,7 +55,7 @@ from alertd.core import render
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
 from alertd.core.tracker import event_id
 from alertd.logs import kv, mask_phone
-from alertd.store.sqlite import OutboxItem, Outcome, Store
+from alertd.store.base import OutboxItem, Outcome, StateStore
 
 if TYPE_CHECKING:
     from alertd.run.operators import OperatorNotifier
@@ -86,7 +86,7 @@ IDLE_RECHECK = 30.0
 _DIGITS = re.compile(r"\+?\d{8,}")
 
 
-def _known_channels(settings: Settings, store: Store) -> int:
+def _known_channels(settings: Settings, store: StateStore) -> int:
     """How many channel URLs the configuration and the store name (the fan-out's upper bound)."""
     count = sum(len(sub.urls) for sub in settings.subscribers) + len(settings.operators.urls)
     with contextlib.suppress(Exception):  # sizing a cache must never stop delivery
@@ -146,7 +146,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: StateStore,
         settings: Settings,
         *,
         hooks: DispatchHooks | None = None,

@@ -20,7 +20,7 @@ from alertd.errors import FetchError, ParseError
 from alertd.run.fetch import fetch
 from alertd.sources import REGISTRY
 from alertd.sources.spec import ItemBatch, ParseInput, SkippedItem, SourceSpec
-from alertd.store.sqlite import SourceCursor
+from alertd.store.base import SourceCursor
 
 #: Linked messages (thin CAP indexes) fetched at most per poll; the rest wait for the next
 #: poll. Publishers list dozens of messages and must not get dozens of requests a minute.

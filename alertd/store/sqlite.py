@@ -1,28 +1,70 @@
-"""The store: one SQLite file holding cursors, alert state, the event log and the outbox.
+"""The embedded store: one SQLite file holding cursors, alert state, the event log and the outbox.
 
 Everything that must survive a ``kill -9`` goes through here, and every change
 that belongs together is one transaction: a tracker step's state change, the
 events it caused and the outbox rows those events need. That single rule is
 what makes "nothing lost, nothing twice" true across crashes.
 
-The SQL stays portable (no SQLite-only upserts beyond ``ON CONFLICT``, which
-PostgreSQL shares) so a PostgreSQL backend can implement the same interface.
+This module implements :class:`alertd.store.base.StateStore`; no
+``sqlite3`` object leaves it. Its SQL stays portable (``ON CONFLICT`` upserts,
+``?`` placeholders that a PostgreSQL backend maps to its own), the
+SQLite-only parts (PRAGMAs, ``BEGIN IMMEDIATE``, ``sqlite_master``, the file
+lock) live here alone.
+
+Threads: each thread gets its own connection (SQLite arbitrates between them
+with its file locks and the busy timeout), so the daemon's store thread
+(:class:`alertd.store.runner.StoreRunner`) and the web handlers on the event
+loop never share a transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import fcntl
 import json
+import os
+import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from alertd.core.model import AlertEvent, AlertKind, Region, Severity
 from alertd.core.tracker import Active, Key, SourceEntry, SourceStatus, StepResult, TrackerState
-from alertd.errors import StoreError
+from alertd.errors import StoreError, StoreLocked
+from alertd.store.base import (
+    FINAL_STATES,
+    OutboxItem,
+    OutboxRouter,
+    OutboxRow,
+    OutboxState,
+    Outcome,
+    SourceCursor,
+    StoredSubscriber,
+    WebSubscription,
+    channel_key,
+)
+
+__all__ = [
+    # the rows, re-exported for code written before alertd.store.base existed
+    "OutboxItem",
+    "OutboxRouter",
+    "OutboxRow",
+    "Outcome",
+    "SQLiteStore",
+    "SourceCursor",
+    "Store",
+    "StoredSubscriber",
+    "channel_key",
+]
+
+#: The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: Error names (``sqlite3.Error.sqlite_errorname``) that mean "someone else holds the lock": retry.
+_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 SCHEMA_VERSION = 2
 
@@ -168,113 +210,209 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def channel_key(url: str) -> str:
-    """A stable, non-secret name for a channel URL (the URL itself holds credentials)."""
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
+def _store_error(path: Path, doing: str, exc: sqlite3.Error) -> StoreError:
+    """A StoreError that carries SQLite's own words (the real cause) and whether a retry may help."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    transient = name.startswith(_TRANSIENT) or "locked" in str(exc) or "busy" in str(exc)
+    return StoreError(f"state file {path} {doing}: {exc}", cause=str(exc), transient=transient)
 
 
-@dataclass(frozen=True)
-class SourceCursor:
-    """Per-source fetch and health state, read by the fetcher, `status` and `/healthz`."""
-
-    name: str
-    etag: str | None = None
-    last_modified: str | None = None
-    status_index: str | None = None
-    last_success: datetime | None = None
-    last_attempt: datetime | None = None
-    last_failure: datetime | None = None
-    failing_since: datetime | None = None
-    consecutive_failures: int = 0
-    last_error: str | None = None
-    baseline_done: bool = False
-    down_reported: bool = False
+def _subscriber(r: Sequence[Any]) -> StoredSubscriber:
+    return StoredSubscriber(
+        name=r[0],
+        regions=tuple(json.loads(r[1])),
+        kinds=tuple(json.loads(r[2])),
+        advisories=tuple(json.loads(r[3])),
+        language=r[4],
+        urls=tuple(json.loads(r[5])),
+        origin=r[6],
+        status=r[7],
+    )
 
 
-@dataclass(frozen=True)
-class OutboxRow:
-    """One notice one channel must receive."""
-
-    event_id: str
-    subscriber: str
-    channel: str
-    language: str
+_WEB_SELECT = (
+    "SELECT w.id, w.subscriber, w.manage_token, w.code_hash, w.attempts, w.expires_at, w.channel_kind, "
+    "w.destination, w.destination_masked, w.client, w.created_at, w.confirmed_at, s.status, s.regions, "
+    "s.kinds, s.language, s.urls FROM web_subscriptions w JOIN subscribers s ON s.name = w.subscriber"
+)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one delivery attempt: state is delivered | pending (retry) | dead | superseded."""
-
-    outbox_id: int
-    attempt: int
-    state: str
-    detail: str | None = None
-    retry_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class StoredSubscriber:
-    """A subscriber kept in the store rather than the config file (CLI or self-service)."""
-
-    name: str
-    regions: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    advisories: tuple[str, ...] = ()
-    language: str | None = None
-    urls: tuple[str, ...] = ()
-    origin: str = "cli"
-    status: str = "active"
-
-
-#: Turns an event into the outbox rows that must carry it (routing, run inside the store's transaction).
-OutboxRouter = Callable[[AlertEvent], list[OutboxRow]]
+def _web_row(r: Sequence[Any]) -> WebSubscription:
+    created = _dt(r[10])
+    assert created is not None  # NOT NULL column
+    return WebSubscription(
+        id=r[0],
+        subscriber=r[1],
+        manage_token=r[2],
+        code_hash=r[3],
+        attempts=r[4],
+        expires_at=_dt(r[5]),
+        channel_kind=r[6],
+        destination=r[7],
+        destination_masked=r[8],
+        client=r[9],
+        created_at=created,
+        confirmed_at=_dt(r[11]),
+        status=r[12],
+        regions=tuple(json.loads(r[13])),
+        kinds=tuple(json.loads(r[14])),
+        language=r[15],
+        urls=tuple(json.loads(r[16])),
+    )
 
 
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    event: AlertEvent
-    subscriber: str
-    channel: str
-    language: str
-    attempts: int
-    created_at: datetime
+class _InstanceLock:
+    """One daemon per state file: an exclusive ``flock`` on ``<state>.lock`` holding the owner's PID.
+
+    The kernel drops the lock when the process dies (also on ``kill -9``), so a stale
+    lock file never blocks a restart.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".lock")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreLocked(
+                f"another alertd (pid {holder}) is already running on {db_path} "
+                f"(lock {self.path}); stop it first, or give this one its own state_dir",
+                holder_pid=int(holder) if holder.isdigit() else None,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
 
 
-class Store:
-    """The narrow interface to the state file. One instance per process; not thread-safe."""
+class SQLiteStore:
+    """The SQLite implementation of :class:`alertd.store.base.StateStore`.
 
-    def __init__(self, path: Path) -> None:
+    ``exclusive``: take the one-daemon-per-file lock (``alertd run``; the CLI's
+    readers and ``subscribers`` edits do not). ``init``: accept an empty or
+    non-SQLite file where a state file is expected and start afresh (the old
+    file is kept beside it as ``<name>.refused-<time>``). ``busy_timeout``: seconds
+    one statement waits for another writer before it fails as transient.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        exclusive: bool = False,
+        init: bool = False,
+        busy_timeout: float = 5.0,
+    ) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
+        self._busy_ms = int(busy_timeout * 1000)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._lock: _InstanceLock | None = None
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"state directory {self.path.parent} cannot be created: {exc.strerror}") from exc
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
+            raise StoreError(
+                f"state directory {self.path.parent} cannot be created: {exc.strerror}", cause=str(exc)
+            ) from exc
+        if exclusive:
+            try:
+                self._lock = _InstanceLock(self.path)
+            except OSError as exc:
                 raise StoreError(
-                    f"state file {self.path} is corrupt ({check}); restore a backup or move it away"
+                    f"state directory {self.path.parent}: lock file cannot be written: {exc.strerror}",
+                    cause=str(exc),
+                ) from exc
+        try:
+            self._check_file(init)
+            db = self._conn()
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if row[0] != "ok":
+                raise StoreError(
+                    f"state file {self.path} is corrupt ({row[0]}); restore a backup or move it away",
+                    cause=str(row[0]),
                 )
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"state file {self.path} cannot be used: {exc}") from exc
+        except sqlite3.Error as exc:
+            self.close()
+            raise _store_error(self.path, "cannot be used", exc) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_file(self, init: bool) -> None:
+        """Refuse a state file that exists but is empty or not SQLite: silently starting afresh
+        would forget the history and the outbox, and record running alerts as old news."""
+        try:
+            with self.path.open("rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return  # a fresh install
+        except OSError as exc:
+            raise StoreError(
+                f"state file {self.path} cannot be read: {exc.strerror}", cause=str(exc)
+            ) from exc
+        if header == SQLITE_HEADER:
+            return
+        what = "is empty (0 bytes)" if not header else "is not an SQLite database"
+        if not init:
+            raise StoreError(
+                f"state file {self.path} {what}; alertd will not start afresh over it (that would forget "
+                f"the history and the outbox). Restore it from a backup, or run `alertd run --init` to "
+                f"start with an empty state (the file is kept beside it)",
+                cause=what,
+            )
+        aside = self.path.with_name(f"{self.path.name}.refused-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        self.path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + suffix).unlink()
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise StoreError(f"state file {self.path}: the store is closed", cause="closed")
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
 
     def close(self) -> None:
-        self._db.close()
+        self._closed = True
+        with self._all_lock:
+            for db in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._all.clear()
+        self._local = threading.local()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- schema -----------------------------------------------------------------
     def _version(self) -> int:
-        has_meta = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-        ).fetchone()
+        db = self._conn()
+        has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
         if not has_meta:
             return 0
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else 0
 
     def _migrate(self) -> None:
@@ -285,7 +423,7 @@ class Store:
                 f"understands ({SCHEMA_VERSION}); upgrade alertd"
             )
         for step in range(version, SCHEMA_VERSION):
-            with self.transaction() as db:
+            with self._transaction() as db:
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -296,37 +434,50 @@ class Store:
                 )
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; on any failure everything is rolled back and the *real*
+        error is raised (as StoreError for SQLite's own errors).
+
+        After a failed statement or COMMIT (disk full, I/O error) SQLite may already have
+        rolled the transaction back; a ROLLBACK then fails with "no transaction is active".
+        That secondary failure must never replace the cause, so ROLLBACK is only issued
+        while a transaction is open, and its own errors are dropped.
+        """
+        db = self._conn()
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"state file {self.path} cannot be written: {exc}") from exc
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, "cannot be written", exc) from exc
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            yield db
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _store_error(self.path, "cannot be written", exc) from exc
             raise
-        else:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._db.execute("ROLLBACK")
-                raise StoreError(f"state file {self.path} cannot be written: {exc}") from exc
+
+    def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        """One read outside a write transaction, with SQLite errors as StoreError."""
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, "cannot be read", exc) from exc
 
     # -- tracker state ------------------------------------------------------------
     def load_tracker_state(self) -> TrackerState:
         entries: dict[str, dict[Key, SourceEntry]] = {}
-        for row in self._db.execute(
+        for row in self._read(
             "SELECT source, region, kind, source_id, started_at, severity, details, missing, missing_since "
             "FROM source_alerts"
         ):
-            region = Region.model_validate_json(row[1])
             entry = SourceEntry(
-                region=region,
+                region=Region.model_validate_json(row[1]),
                 kind=AlertKind(row[2]),
                 source_id=row[3],
-                started_at=_dt(row[4]),  # type: ignore[arg-type]
+                started_at=datetime.fromisoformat(row[4]),
                 severity=Severity(row[5]),
                 details=row[6],
                 missing=row[7],
@@ -334,13 +485,13 @@ class Store:
             )
             entries.setdefault(row[0], {})[entry.key] = entry
         active: dict[Key, Active] = {}
-        for row in self._db.execute(
+        for row in self._read(
             "SELECT region, kind, started_at, source, start_event_id, announced, severity FROM active"
         ):
             item = Active(
                 region=Region.model_validate_json(row[0]),
                 kind=AlertKind(row[1]),
-                started_at=_dt(row[2]),  # type: ignore[arg-type]
+                started_at=datetime.fromisoformat(row[2]),
                 source=row[3],
                 start_event_id=row[4],
                 announced=bool(row[5]),
@@ -349,11 +500,11 @@ class Store:
             active[item.key] = item
         sources = {
             row[0]: SourceStatus(baseline_done=bool(row[1]), last_count=row[2], suspect=row[3])
-            for row in self._db.execute("SELECT name, baseline_done, last_count, suspect FROM sources")
+            for row in self._read("SELECT name, baseline_done, last_count, suspect FROM sources")
         }
         recent_ends = {
-            (row[0], AlertKind(row[1])): _dt(row[2])
-            for row in self._db.execute(
+            (row[0], AlertKind(row[1])): datetime.fromisoformat(row[2])
+            for row in self._read(
                 "SELECT region_code, kind, MAX(started_at) FROM events WHERE status = 'ended' "
                 "AND region_code IS NOT NULL GROUP BY region_code, kind"
             )
@@ -377,7 +528,7 @@ class Store:
         source's poll record alone: a push is not a successful poll.
         """
         now = now or datetime.now(UTC)
-        with self.transaction() as db:
+        with self._transaction() as db:
             new_events = self._insert_events(db, step.events, outbox_for, now)
             if step.source_changed:
                 db.execute("DELETE FROM source_alerts WHERE source = ?", (source,))
@@ -460,7 +611,7 @@ class Store:
                 continue
             new.append(event)
             if outbox_for is not None:
-                rows = outbox_for(event)
+                rows: list[OutboxRow] = outbox_for(event)
                 stamp = _ts(now)  # once, not twice per row: 10,000 rows sit inside this transaction
                 db.executemany(
                     "INSERT INTO outbox (event_id, subscriber, channel, channel_key, language, next_attempt_at, "
@@ -482,7 +633,7 @@ class Store:
 
     # -- item feeds ---------------------------------------------------------------
     def known_notices(self, source: str) -> tuple[dict[str, str], set[str]]:
-        rows = self._db.execute("SELECT id, hash FROM notices WHERE source = ?", (source,)).fetchall()
+        rows = self._read("SELECT id, hash FROM notices WHERE source = ?", (source,))
         return {r[0]: r[1] for r in rows}, {r[1] for r in rows}
 
     def commit_notices(
@@ -495,7 +646,7 @@ class Store:
         now: datetime | None = None,
     ) -> list[AlertEvent]:
         now = now or datetime.now(UTC)
-        with self.transaction() as db:
+        with self._transaction() as db:
             new_events = self._insert_events(db, events, outbox_for, now)
             db.executemany(
                 "INSERT INTO notices (source, id, hash, first_seen, last_seen) VALUES (?,?,?,?,?) "
@@ -517,9 +668,8 @@ class Store:
     def _touch_source(db: sqlite3.Connection, source: str) -> None:
         db.execute("INSERT INTO sources (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (source,))
 
-    def _success(
-        self, db: sqlite3.Connection, source: str, cursor: dict[str, str | None], now: datetime
-    ) -> None:
+    @staticmethod
+    def _success(db: sqlite3.Connection, source: str, cursor: dict[str, str | None], now: datetime) -> None:
         sets = ["last_success = ?", "last_attempt = ?", "consecutive_failures = 0", "failing_since = NULL"]
         args: list[object] = [_ts(now), _ts(now)]
         for column in ("etag", "last_modified", "status_index"):
@@ -533,13 +683,13 @@ class Store:
     ) -> None:
         """A good poll that said "nothing changed" (304, same status index)."""
         now = now or datetime.now(UTC)
-        with self.transaction() as db:
+        with self._transaction() as db:
             self._touch_source(db, source)
             self._success(db, source, cursor or {}, now)
 
     def record_failure(self, source: str, error: str, now: datetime | None = None) -> SourceCursor:
         now = now or datetime.now(UTC)
-        with self.transaction() as db:
+        with self._transaction() as db:
             self._touch_source(db, source)
             db.execute(
                 "UPDATE sources SET last_attempt = ?, last_failure = ?, last_error = ?, "
@@ -550,19 +700,17 @@ class Store:
         return self.cursor(source)
 
     def set_down_reported(self, source: str, value: bool) -> None:
-        with self.transaction() as db:
+        with self._transaction() as db:
             self._touch_source(db, source)
             db.execute("UPDATE sources SET down_reported = ? WHERE name = ?", (int(value), source))
 
-    def cursor(self, source: str) -> SourceCursor:
-        row = self._db.execute(
-            "SELECT name, etag, last_modified, status_index, last_success, last_attempt, last_failure, "
-            "failing_since, consecutive_failures, last_error, baseline_done, down_reported "
-            "FROM sources WHERE name = ?",
-            (source,),
-        ).fetchone()
-        if row is None:
-            return SourceCursor(name=source)
+    _CURSOR_COLUMNS = (
+        "SELECT name, etag, last_modified, status_index, last_success, last_attempt, last_failure, "
+        "failing_since, consecutive_failures, last_error, baseline_done, down_reported FROM sources"
+    )
+
+    @staticmethod
+    def _cursor_row(row: Sequence[Any]) -> SourceCursor:
         return SourceCursor(
             name=row[0],
             etag=row[1],
@@ -578,9 +726,12 @@ class Store:
             down_reported=bool(row[11]),
         )
 
+    def cursor(self, source: str) -> SourceCursor:
+        rows = self._read(self._CURSOR_COLUMNS + " WHERE name = ?", (source,))
+        return self._cursor_row(rows[0]) if rows else SourceCursor(name=source)
+
     def cursors(self) -> list[SourceCursor]:
-        names = [r[0] for r in self._db.execute("SELECT name FROM sources ORDER BY name")]
-        return [self.cursor(n) for n in names]
+        return [self._cursor_row(r) for r in self._read(self._CURSOR_COLUMNS + " ORDER BY name")]
 
     # -- outbox ---------------------------------------------------------------------
     def requeue_inflight(self) -> int:
@@ -588,13 +739,13 @@ class Store:
 
         These are the only rows that may reach a channel twice (at-least-once).
         """
-        with self.transaction() as db:
+        with self._transaction() as db:
             cur = db.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'")
             return cur.rowcount
 
     def claim_due(self, now: datetime, limit: int = 500) -> list[OutboxItem]:
         """Take up to ``limit`` due rows, oldest first, marking them 'sending' in one transaction."""
-        with self.transaction() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT o.id, e.payload, o.subscriber, o.channel, o.language, o.attempts, o.created_at "
                 "FROM outbox o JOIN events e ON e.id = o.event_id "
@@ -610,14 +761,14 @@ class Store:
         # The rows of one fan-out share one event: parse each payload (and timestamp) once,
         # not once per row (AlertEvent is frozen, so the items can share the object).
         events: dict[str, AlertEvent] = {}
-        stamps: dict[str, datetime | None] = {}
+        stamps: dict[str, datetime] = {}
         items = []
         for r in rows:
             event = events.get(r[1])
             if event is None:
                 event = events[r[1]] = AlertEvent.model_validate_json(r[1])
             if r[6] not in stamps:
-                stamps[r[6]] = _dt(r[6])
+                stamps[r[6]] = datetime.fromisoformat(r[6])
             items.append(
                 OutboxItem(
                     id=r[0],
@@ -626,23 +777,23 @@ class Store:
                     channel=r[3],
                     language=r[4],
                     attempts=r[5] + 1,
-                    created_at=stamps[r[6]],  # type: ignore[arg-type]
+                    created_at=stamps[r[6]],
                 )
             )
         return items
 
     def next_due(self) -> datetime | None:
-        row = self._db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'").fetchone()
-        return _dt(row[0]) if row and row[0] else None
+        rows = self._read("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'")
+        return _dt(rows[0][0]) if rows and rows[0][0] else None
 
     def finish(self, outcomes: Iterable[Outcome], now: datetime) -> None:
         """Record a batch of delivery outcomes (and each attempt) in one transaction."""
         outcomes = list(outcomes)
         if not outcomes:
             return
-        with self.transaction() as db:
+        with self._transaction() as db:
             for o in outcomes:
-                if o.state == "pending":
+                if o.state == OutboxState.PENDING:
                     db.execute(
                         "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ?",
                         (_ts(o.retry_at or now), o.detail, o.outbox_id),
@@ -650,26 +801,31 @@ class Store:
                 else:
                     db.execute(
                         "UPDATE outbox SET state = ?, last_error = ?, sent_at = ? WHERE id = ?",
-                        (o.state, None if o.state == "delivered" else o.detail, _ts(now), o.outbox_id),
+                        (
+                            str(o.state),
+                            None if o.state == OutboxState.DELIVERED else o.detail,
+                            _ts(now),
+                            o.outbox_id,
+                        ),
                     )
             db.executemany(
                 "INSERT INTO attempts (outbox_id, attempt, at, outcome, detail) VALUES (?,?,?,?,?) "
                 "ON CONFLICT (outbox_id, attempt) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, "
                 "detail = excluded.detail",
-                [(o.outbox_id, o.attempt, _ts(now), o.state, o.detail) for o in outcomes],
+                [(o.outbox_id, o.attempt, _ts(now), str(o.state), o.detail) for o in outcomes],
             )
 
-    def outbox_state(self, event_id: str, channel: str) -> str | None:
+    def outbox_state(self, event_id: str, channel: str) -> OutboxState | None:
         """The delivery state of one event on one channel, or None if it has no row."""
-        row = self._db.execute(
+        rows = self._read(
             "SELECT state FROM outbox WHERE event_id = ? AND channel_key = ?",
             (event_id, channel_key(channel)),
-        ).fetchone()
-        return row[0] if row else None
+        )
+        return OutboxState(rows[0][0]) if rows else None
 
     def supersede(self, event_id: str, channel: str, reason: str) -> bool:
         """Retire a pending start that an end will now carry; False if it is no longer pending."""
-        with self.transaction() as db:
+        with self._transaction() as db:
             cur = db.execute(
                 "UPDATE outbox SET state = 'superseded', last_error = ? "
                 "WHERE event_id = ? AND channel_key = ? AND state = 'pending'",
@@ -678,14 +834,14 @@ class Store:
             return cur.rowcount == 1
 
     def has_event(self, event_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+        return bool(self._read("SELECT 1 FROM events WHERE id = ?", (event_id,)))
 
     def outbox_depth(self) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')").fetchone()
-        return int(row[0])
+        rows = self._read("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')")
+        return int(rows[0][0])
 
     def outbox_counts(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+        return {r[0]: int(r[1]) for r in self._read("SELECT state, COUNT(*) FROM outbox GROUP BY state")}
 
     def oldest_pending(self, now: datetime | None = None) -> datetime | None:
         """Since when the longest-waiting due delivery has been due: the dispatcher's lag.
@@ -693,38 +849,87 @@ class Store:
         Rows waiting out a retry backoff are not lag (one broken channel must not
         make the whole dispatcher look stuck); rows being sent count from their due time.
         """
-        row = self._db.execute(
+        rows = self._read(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'sending' "
             "OR (state = 'pending' AND next_attempt_at <= ?)",
             (_ts(now or datetime.now(UTC)),),
-        ).fetchone()
-        return _dt(row[0]) if row and row[0] else None
+        )
+        return _dt(rows[0][0]) if rows and rows[0][0] else None
 
-    # -- subscribers managed in the store (CLI, later the web) ---------------------------
+    # -- housekeeping ---------------------------------------------------------------
+    def prune(self, before: datetime, batch: int = 500) -> int:
+        """Delete up to ``batch`` finished rows older than ``before`` (see StateStore.prune)."""
+        final = tuple(str(s) for s in FINAL_STATES)
+        marks = ",".join("?" * len(final))
+        with self._transaction() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    f"SELECT id FROM outbox WHERE state IN ({marks}) AND COALESCE(sent_at, created_at) < ? "
+                    "ORDER BY id LIMIT ?",
+                    (*final, _ts(before), batch),
+                )
+            ]
+            removed = 0
+            if ids:
+                id_marks = ",".join("?" * len(ids))
+                db.execute(f"DELETE FROM attempts WHERE outbox_id IN ({id_marks})", ids)
+                removed += db.execute(f"DELETE FROM outbox WHERE id IN ({id_marks})", ids).rowcount
+            room = batch - removed
+            if room > 0:
+                # Events no kept row needs: not an active alert's, not referenced by an outbox row,
+                # not the latest end of its (region, kind) (the tracker's restart dedup reads it).
+                removed += db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT e.seq FROM events e WHERE e.observed_at < ? "
+                    "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id) "
+                    "AND NOT EXISTS (SELECT 1 FROM active a WHERE a.region_code = e.region_code "
+                    "AND a.kind = e.kind AND a.started_at = e.started_at) "
+                    "AND NOT (e.status = 'ended' AND e.seq = (SELECT MAX(l.seq) FROM events l "
+                    "WHERE l.status = 'ended' AND l.region_code = e.region_code AND l.kind = e.kind)) "
+                    "ORDER BY e.seq LIMIT ?)",
+                    (_ts(before), room),
+                ).rowcount
+        return removed
+
+    def size_bytes(self) -> int | None:
+        """The state file plus its write-ahead log, in bytes."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += self.path.with_name(self.path.name + suffix).stat().st_size
+        return total
+
+    # -- subscribers managed in the store (CLI, self-service) ---------------------------
+    @staticmethod
+    def _insert_subscriber(
+        db: sqlite3.Connection, record: StoredSubscriber, origin: str, status: str, now: datetime
+    ) -> None:
+        db.execute(
+            "INSERT INTO subscribers (name, regions, kinds, advisories, language, urls, origin, status, "
+            "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                record.name,
+                json.dumps(list(record.regions)),
+                json.dumps(list(record.kinds)),
+                json.dumps(list(record.advisories)),
+                record.language,
+                json.dumps(list(record.urls)),
+                origin,
+                status,
+                _ts(now),
+            ),
+        )
+
     def add_subscriber(self, record: StoredSubscriber, now: datetime | None = None) -> None:
-        with self.transaction() as db:
+        with self._transaction() as db:
             exists = db.execute("SELECT 1 FROM subscribers WHERE name = ?", (record.name,)).fetchone()
             if exists:
                 raise StoreError(f"a subscriber named {record.name!r} already exists")
-            db.execute(
-                "INSERT INTO subscribers (name, regions, kinds, advisories, language, urls, origin, status, "
-                "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    record.name,
-                    json.dumps(list(record.regions)),
-                    json.dumps(list(record.kinds)),
-                    json.dumps(list(record.advisories)),
-                    record.language,
-                    json.dumps(list(record.urls)),
-                    record.origin,
-                    record.status,
-                    _ts(now or datetime.now(UTC)),
-                ),
-            )
+            self._insert_subscriber(db, record, record.origin, record.status, now or datetime.now(UTC))
             self._bump_subscribers(db)
 
     def remove_subscriber(self, name: str) -> bool:
-        with self.transaction() as db:
+        with self._transaction() as db:
             removed = db.execute("DELETE FROM subscribers WHERE name = ?", (name,)).rowcount == 1
             if removed:
                 self._bump_subscribers(db)
@@ -732,32 +937,20 @@ class Store:
 
     def subscribers(self, *, status: str | None = "active") -> list[StoredSubscriber]:
         query = "SELECT name, regions, kinds, advisories, language, urls, origin, status FROM subscribers"
-        args: tuple = ()
+        args: tuple[str, ...] = ()
         if status is not None:
             query += " WHERE status = ?"
             args = (status,)
-        return [
-            StoredSubscriber(
-                name=r[0],
-                regions=tuple(json.loads(r[1])),
-                kinds=tuple(json.loads(r[2])),
-                advisories=tuple(json.loads(r[3])),
-                language=r[4],
-                urls=tuple(json.loads(r[5])),
-                origin=r[6],
-                status=r[7],
-            )
-            for r in self._db.execute(query + " ORDER BY name", args)
-        ]
+        return [_subscriber(r) for r in self._read(query + " ORDER BY name", args)]
 
     def subscribers_version(self) -> int:
         """A counter bumped by every change to stored subscribers, by any process."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'subscribers_rev'").fetchone()
-        return int(row[0]) if row else 0
+        rows = self._read("SELECT value FROM meta WHERE key = 'subscribers_rev'")
+        return int(rows[0][0]) if rows else 0
 
     def set_subscriber_status(self, name: str, status: str) -> bool:
         """Set a stored subscriber's status (active | pending | disabled); False if there is none."""
-        with self.transaction() as db:
+        with self._transaction() as db:
             changed = (
                 db.execute("UPDATE subscribers SET status = ? WHERE name = ?", (status, name)).rowcount == 1
             )
@@ -766,16 +959,174 @@ class Store:
             return changed
 
     @staticmethod
-    def subscribers_changed(db: sqlite3.Connection) -> None:
-        """For code writing ``subscribers`` rows inside its own :meth:`transaction` (alertd.web.selfservice)."""
-        Store._bump_subscribers(db)
-
-    @staticmethod
     def _bump_subscribers(db: sqlite3.Connection) -> None:
         db.execute(
             "INSERT INTO meta (key, value) VALUES ('subscribers_rev', '1') "
-            "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
         )
+
+    # -- residents' self-service --------------------------------------------------------
+    def web_secret(self) -> str:
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'selfservice_secret'").fetchone()
+            if row is not None:
+                return str(row[0])
+            value = secrets.token_hex(32)
+            db.execute("INSERT INTO meta (key, value) VALUES ('selfservice_secret', ?)", (value,))
+            return value
+
+    def web_purge(self, now: datetime, rate_before: datetime) -> int:
+        with self._transaction() as db:
+            names = [
+                r[0]
+                for r in db.execute(
+                    "SELECT w.subscriber FROM web_subscriptions w JOIN subscribers s ON s.name = w.subscriber "
+                    "WHERE s.status = 'pending' AND w.expires_at IS NOT NULL AND w.expires_at < ?",
+                    (_ts(now),),
+                )
+            ]
+            for name in names:
+                db.execute("DELETE FROM web_subscriptions WHERE subscriber = ?", (name,))
+                db.execute("DELETE FROM subscribers WHERE name = ?", (name,))
+            if names:
+                self._bump_subscribers(db)
+            db.execute("DELETE FROM web_rate WHERE at < ?", (_ts(rate_before),))
+        return len(names)
+
+    def web_count_pending(self, client: str | None = None) -> int:
+        sql = (
+            "SELECT COUNT(*) FROM web_subscriptions w JOIN subscribers s ON s.name = w.subscriber "
+            "WHERE s.status = 'pending'"
+        )
+        rows = self._read(sql) if client is None else self._read(sql + " AND w.client = ?", (client,))
+        return int(rows[0][0])
+
+    def web_rate_count(self, bucket: str, key: str, since: datetime) -> int:
+        rows = self._read(
+            "SELECT COUNT(*) FROM web_rate WHERE bucket = ? AND key = ? AND at >= ?",
+            (bucket, key, _ts(since)),
+        )
+        return int(rows[0][0])
+
+    def web_rate_hit(self, bucket: str, key: str, now: datetime) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO web_rate (bucket, key, at) VALUES (?, ?, ?)", (bucket, key, _ts(now)))
+
+    def web_create(
+        self,
+        *,
+        sub_id: str,
+        record: StoredSubscriber,
+        manage_token: str,
+        code_hash: str,
+        expires_at: datetime,
+        channel_kind: str,
+        destination: str,
+        destination_masked: str,
+        client: str,
+        now: datetime,
+    ) -> None:
+        with self._transaction() as db:
+            self._insert_subscriber(db, record, "web", "pending", now)
+            db.execute(
+                "INSERT INTO web_subscriptions (id, subscriber, manage_token, code_hash, attempts, expires_at, "
+                "channel_kind, destination, destination_masked, client, created_at, updated_at) "
+                "VALUES (?,?,?,?,0,?,?,?,?,?,?,?)",
+                (
+                    sub_id,
+                    record.name,
+                    manage_token,
+                    code_hash,
+                    _ts(expires_at),
+                    channel_kind,
+                    destination,
+                    destination_masked,
+                    client,
+                    _ts(now),
+                    _ts(now),
+                ),
+            )
+            self._bump_subscribers(db)
+
+    def web_get(self, sub_id: str) -> WebSubscription | None:
+        rows = self._read(_WEB_SELECT + " WHERE w.id = ?", (sub_id,))
+        return _web_row(rows[0]) if rows else None
+
+    def web_by_token(self, token: str) -> WebSubscription | None:
+        rows = self._read(_WEB_SELECT + " WHERE w.manage_token = ?", (token,))
+        return _web_row(rows[0]) if rows else None
+
+    def web_all(self) -> list[WebSubscription]:
+        return [_web_row(r) for r in self._read(_WEB_SELECT + " ORDER BY w.created_at, w.id")]
+
+    def web_wrong_code(self, sub_id: str) -> int:
+        with self._transaction() as db:
+            db.execute("UPDATE web_subscriptions SET attempts = attempts + 1 WHERE id = ?", (sub_id,))
+            row = db.execute("SELECT attempts FROM web_subscriptions WHERE id = ?", (sub_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def web_activate(self, sub_id: str, now: datetime) -> bool:
+        with self._transaction() as db:
+            row = db.execute("SELECT subscriber FROM web_subscriptions WHERE id = ?", (sub_id,)).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "UPDATE web_subscriptions SET code_hash = NULL, expires_at = NULL, confirmed_at = ?, "
+                "updated_at = ? WHERE id = ?",
+                (_ts(now), _ts(now), sub_id),
+            )
+            db.execute(
+                "UPDATE subscribers SET status = 'active' WHERE name = ? AND status = 'pending'", (row[0],)
+            )
+            self._bump_subscribers(db)
+        return True
+
+    def web_update(
+        self,
+        sub_id: str,
+        *,
+        regions: list[str] | None,
+        kinds: list[str] | None,
+        language: str | None,
+        now: datetime,
+    ) -> None:
+        with self._transaction() as db:
+            row = db.execute("SELECT subscriber FROM web_subscriptions WHERE id = ?", (sub_id,)).fetchone()
+            if row is None:
+                return
+            if regions is not None:
+                db.execute("UPDATE subscribers SET regions = ? WHERE name = ?", (json.dumps(regions), row[0]))
+            if kinds is not None:
+                db.execute("UPDATE subscribers SET kinds = ? WHERE name = ?", (json.dumps(kinds), row[0]))
+            if language is not None:
+                db.execute("UPDATE subscribers SET language = ? WHERE name = ?", (language, row[0]))
+            db.execute("UPDATE web_subscriptions SET updated_at = ? WHERE id = ?", (_ts(now), sub_id))
+            self._bump_subscribers(db)
+
+    def web_delete(self, sub_id: str) -> bool:
+        with self._transaction() as db:
+            row = db.execute("SELECT subscriber FROM web_subscriptions WHERE id = ?", (sub_id,)).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM web_subscriptions WHERE id = ?", (sub_id,))
+            db.execute("DELETE FROM subscribers WHERE name = ?", (row[0],))
+            self._bump_subscribers(db)
+        return True
+
+    def web_manage_token_for(self, subscriber: str) -> str | None:
+        rows = self._read(
+            "SELECT w.manage_token FROM web_subscriptions w JOIN subscribers s ON s.name = w.subscriber "
+            "WHERE w.subscriber = ? AND s.status = 'active'",
+            (subscriber,),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def web_active_tokens(self) -> dict[str, str]:
+        rows = self._read(
+            "SELECT w.subscriber, w.manage_token FROM web_subscriptions w "
+            "JOIN subscribers s ON s.name = w.subscriber WHERE s.status = 'active'"
+        )
+        return {r[0]: r[1] for r in rows}
 
     # -- reading --------------------------------------------------------------------
     def active_alerts(self) -> list[Active]:
@@ -784,18 +1135,20 @@ class Store:
     def events(self, since_seq: int = 0) -> list[AlertEvent]:
         return [
             AlertEvent.model_validate_json(r[0])
-            for r in self._db.execute("SELECT payload FROM events WHERE seq > ? ORDER BY seq", (since_seq,))
+            for r in self._read("SELECT payload FROM events WHERE seq > ? ORDER BY seq", (since_seq,))
         ]
 
     def events_since(self, since: datetime) -> list[AlertEvent]:
         """Events observed at or after ``since``, oldest first (the CAP feed's recent window)."""
         return [
             AlertEvent.model_validate_json(r[0])
-            for r in self._db.execute(
-                "SELECT payload FROM events WHERE observed_at >= ? ORDER BY seq", (_ts(since),)
-            )
+            for r in self._read("SELECT payload FROM events WHERE observed_at >= ? ORDER BY seq", (_ts(since),))
         ]
 
     def event(self, event_id: str) -> AlertEvent | None:
-        row = self._db.execute("SELECT payload FROM events WHERE id = ?", (event_id,)).fetchone()
-        return AlertEvent.model_validate_json(row[0]) if row else None
+        rows = self._read("SELECT payload FROM events WHERE id = ?", (event_id,))
+        return AlertEvent.model_validate_json(rows[0][0]) if rows else None
+
+
+#: The name this class had before the store seam (kept for callers being migrated).
+Store = SQLiteStore

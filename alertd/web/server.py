@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 from alertd.config import HttpConfig, Settings, SourceConfig
 from alertd.core.model import iso_utc
 from alertd.logs import get_logger
-from alertd.store.sqlite import SourceCursor
+from alertd.store.base import SourceCursor
 from alertd.web.limits import ACCEPT_BACKLOG, connection_cap, limited_h11
 from alertd.web.metrics import CONTENT_TYPE_LATEST, Metrics
 
@@ -51,7 +51,7 @@ DEFAULT_MAX_OUTBOX_LAG = 300.0
 
 
 class HealthStore(Protocol):
-    """What ``/healthz`` reads from the store (:class:`alertd.store.sqlite.Store` has both)."""
+    """What ``/healthz`` reads from the store (every :class:`alertd.store.base.StateStore` has both)."""
 
     def cursors(self) -> list[SourceCursor]: ...
     def oldest_pending(self) -> datetime | None: ...

@@ -22,7 +22,7 @@ from alertd.config import Settings
 from alertd.core.regions import RegionRegistry
 from alertd.core.subscribers import Problem, check_kinds, check_language, check_regions
 from alertd.logs import kv
-from alertd.store.sqlite import Store, StoredSubscriber
+from alertd.store.base import StateStore, StoredSubscriber
 from alertd.web.selfservice.i18n import OFFERED_KINDS, t
 from alertd.web.selfservice.safety import (
     BuiltChannel,
@@ -86,7 +86,7 @@ class SelfService:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: StateStore,
         registry: RegionRegistry,
         *,
         clock: Callable[[], datetime] = _utcnow,
