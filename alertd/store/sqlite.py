@@ -1142,7 +1142,9 @@ class SQLiteStore:
         """Events observed at or after ``since``, oldest first (the CAP feed's recent window)."""
         return [
             AlertEvent.model_validate_json(r[0])
-            for r in self._read("SELECT payload FROM events WHERE observed_at >= ? ORDER BY seq", (_ts(since),))
+            for r in self._read(
+                "SELECT payload FROM events WHERE observed_at >= ? ORDER BY seq", (_ts(since),)
+            )
         ]
 
     def event(self, event_id: str) -> AlertEvent | None:
