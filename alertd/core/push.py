@@ -18,16 +18,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from alertd.core.model import ActiveAlert, EventStatus, Snapshot
-from alertd.core.tracker import (
-    Active,
-    Key,
-    SourceEntry,
-    StepResult,
-    TrackerState,
-    _state_event,
-    event_id,
-)
+from alertd.core.model import Snapshot
+from alertd.core.tracker import SourceDiff, StepResult, TrackerState, one_report_per_key
 
 __all__ = ["apply_push"]
 
@@ -44,48 +36,15 @@ def apply_push(state: TrackerState, snapshot: Snapshot, now: datetime) -> StepRe
         return StepResult(
             state, [], [f"push before the first good poll of {src}: left to the poll"], frozenset(), False
         )
-    reported: dict[Key, ActiveAlert] = {}
-    for alert in snapshot.alerts:
-        prev = reported.get(alert.key)
-        if prev is None or (
-            alert.started_at and (prev.started_at is None or alert.started_at < prev.started_at)
-        ):
-            reported[alert.key] = alert
+    reported, _ends = one_report_per_key(snapshot)  # a pushed end is ignored (see above)
     old_entries = state.entries.get(src, {})
-    entries = dict(old_entries)
-    active = dict(state.active)
-    events = []
-    changed: set[Key] = set()
+    diff = SourceDiff(state, src, now, frozenset(), announce=True)
+    diff.entries = dict(old_entries)
     for key, alert in reported.items():
         if key in old_entries:
             continue  # known to the polls: whatever they decide about it stands
-        started_at = alert.started_at or now
-        entries[key] = SourceEntry(
-            region=alert.region,
-            kind=alert.kind,
-            source_id=alert.source_id,
-            started_at=started_at,
-            severity=alert.severity,
-            details=alert.details,
-        )
-        if key in active:
-            continue  # another source already started it
-        previous = state.recent_ends.get(key)
-        if previous is not None and started_at <= previous:
-            started_at = now  # announced as over, back with its old start: a new alert for listeners
-        current = Active(
-            region=alert.region,
-            kind=alert.kind,
-            started_at=started_at,
-            source=src,
-            start_event_id=event_id(key[0], key[1], started_at, EventStatus.STARTED),
-            announced=True,
-            severity=alert.severity,
-        )
-        active[key] = current
-        changed.add(key)
-        events.append(_state_event(current, EventStatus.STARTED, src, now))
-    if entries == old_entries:
+        diff.reported(key, alert, None)  # a start, unless another source already started it
+    if diff.entries == old_entries:
         return StepResult(state, [], [], frozenset(), False)
-    new_state = replace(state, entries={**state.entries, src: entries}, active=active)
-    return StepResult(new_state, events, [], frozenset(changed), True)
+    new_state = replace(state, entries={**state.entries, src: diff.entries}, active=diff.active)
+    return StepResult(new_state, diff.events, [], frozenset(diff.changed), True)

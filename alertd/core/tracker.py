@@ -158,7 +158,7 @@ def apply_snapshot(
     src = snapshot.source
     status = state.sources.get(src, SourceStatus())
     old_entries = state.entries.get(src, {})
-    reported, explicit_ends = _one_report_per_key(snapshot)
+    reported, explicit_ends = one_report_per_key(snapshot)
 
     if _suspicious_drop(reported, explicit_ends, status, policy):
         note = (
@@ -168,7 +168,9 @@ def apply_snapshot(
         sources = {**state.sources, src: replace(status, suspect=status.suspect + 1)}
         return StepResult(replace(state, sources=sources), [], [note], frozenset(), True, held=True)
 
-    diff = _Diff(state, src, now, silent_sources, announce=policy.announce_existing or status.baseline_done)
+    diff = SourceDiff(
+        state, src, now, silent_sources, announce=policy.announce_existing or status.baseline_done
+    )
     for key, alert in reported.items():
         diff.reported(key, alert, old_entries.get(key))
     for key, old in old_entries.items():
@@ -194,7 +196,7 @@ def apply_snapshot(
     return StepResult(new_state, diff.events, diff.notes, frozenset(diff.changed), source_changed)
 
 
-def _one_report_per_key(snapshot: Snapshot) -> tuple[dict[Key, ActiveAlert], dict[Key, ActiveAlert]]:
+def one_report_per_key(snapshot: Snapshot) -> tuple[dict[Key, ActiveAlert], dict[Key, ActiveAlert]]:
     """The alerts a payload reports, one per (region, kind), and its explicit ends of others.
 
     Several rows for the same (region, kind) in one payload are one alert: the earliest start wins.
@@ -227,10 +229,11 @@ def _suspicious_drop(
     )
 
 
-class _Diff:
-    """The working copies one good poll of one source changes, and what it yields.
+class SourceDiff:
+    """The working copies one report of one source changes, and what it yields.
 
-    Lives for one :func:`apply_snapshot` call only; the state passed in is never mutated.
+    Lives for one :func:`apply_snapshot` (or :func:`alertd.core.push.apply_push`) call only;
+    the state passed in is never mutated.
     """
 
     def __init__(
