@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -661,28 +661,27 @@ class _Fitter:
         return cut if cut is not None and len(cut) > 1 else short
 
     def body(self) -> str:
+        """The first candidate that fits; the last one (the essential line, cut) fits by construction."""
+        body = ""
+        for body in self._candidates():
+            if self.fits(body):
+                break
+        return body
+
+    def _candidates(self) -> Iterator[str]:
+        """Ever shorter bodies, each giving up one more part, least important first."""
         region, details = self.draft.region, self.draft.details
-        body = self.assemble(region, True, details, True)
-        if self.fits(body):
-            return body
-        body = self.assemble(region, True, details, False)  # the footer goes first
-        if self.fits(body):
-            return body
+        yield self.assemble(region, True, details, True)
+        yield self.assemble(region, True, details, False)  # the footer goes first
         if details:
             details = self.shorter_details(region, details)
-            body = self.assemble(region, True, details, False)
-            if self.fits(body):
-                return body
-        body = self.assemble(region, False, details, False)  # then the advice sentence
-        if self.fits(body):
-            return body
+            yield self.assemble(region, True, details, False)
+        yield self.assemble(region, False, details, False)  # then the advice sentence
         if region:
             region = self.shorter_region(region, details)
-            body = self.assemble(region, False, details, False)
-            if self.fits(body):
-                return body
+            yield self.assemble(region, False, details, False)
         full = self.assemble(region, False, (), False)
-        return _cut(full, self.fits, self.ellipsis_for(full)) or full[: max(1, self.limits.body_maxlen)]
+        yield _cut(full, self.fits, self.ellipsis_for(full)) or full[: max(1, self.limits.body_maxlen)]
 
     def title(self) -> str:
         if self.fold:
