@@ -127,7 +127,7 @@ def fields_of(record: logging.LogRecord) -> Mapping[str, object]:
 
 def _text_value(value: object) -> str:
     if isinstance(value, datetime):
-        return iso_utc(value) or ""
+        return iso_utc(value)
     if isinstance(value, list | tuple | set | frozenset):
         return ",".join(_text_value(v) for v in value)
     return str(value)

@@ -30,7 +30,7 @@ from xml.etree import ElementTree as ET
 from alertd.core.kinds import advice as kind_advice
 from alertd.core.kinds import kind_name
 from alertd.core.languages import LANGUAGES
-from alertd.core.model import AlertEvent, AlertKind, EventStatus, RegionLevel
+from alertd.core.model import AlertEvent, AlertKind, EventStatus, RegionLevel, iso_utc
 from alertd.core.tracker import Active, event_id
 
 __all__ = [
@@ -210,10 +210,6 @@ def cap_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-def _atom_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     el = ET.SubElement(parent, f"{{{CAP12}}}{tag}")
     if text is not None:
@@ -331,7 +327,8 @@ def render_message(
             geocode = _sub(area, "geocode")
             _sub(geocode, "valueName", name)
             _sub(geocode, "value", value)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True, default_namespace=CAP12)
+    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True, default_namespace=CAP12)
+    return xml
 
 
 def render_index(
@@ -356,7 +353,7 @@ def render_index(
 
     sub(feed, "id", f"{base}/cap/alerts.atom")
     sub(feed, "title", "alertd: active and recent alerts (CAP 1.2)")
-    sub(feed, "updated", _atom_time(updated))
+    sub(feed, "updated", iso_utc(updated))
     author = sub(feed, "author")
     sub(author, "name", profile.sender_name)
     sub(feed, "link", rel="self", type="application/atom+xml", href=self_url or f"{base}/cap/alerts.atom")
@@ -369,9 +366,12 @@ def render_index(
         else:
             title = event.headline or kind_name(event.kind, "en")
         sub(entry, "title", title)
-        sub(entry, "updated", _atom_time(event.observed_at))
+        sub(entry, "updated", iso_utc(event.observed_at))
         sub(entry, "link", rel="alternate", type="application/cap+xml", href=message_url(base, ident))
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    xml: bytes = ET.tostring(
+        feed, encoding="utf-8", xml_declaration=True
+    )  # bytes for any encoding but "unicode"
+    return xml
 
 
 def etag_of(body: bytes) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, overload
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -31,6 +31,12 @@ def _utc(value: datetime) -> datetime:
 UTCDateTime = Annotated[datetime, AfterValidator(_utc)]
 
 
+@overload
+def iso_utc(value: datetime) -> str: ...
+@overload
+def iso_utc(value: None) -> None: ...
+@overload
+def iso_utc(value: datetime | None) -> str | None: ...
 def iso_utc(value: datetime | None) -> str | None:
     """``2026-11-25T14:03:07Z``: the one way alertd shows a moment to people and to JSON readers.
 
