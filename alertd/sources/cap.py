@@ -1,20 +1,34 @@
-"""OASIS CAP 1.2 messages and CAP Atom indexes (e.g. MeteoAlarm's legacy Atom feed).
+r"""OASIS CAP 1.1/1.2 messages and the Atom or RSS indexes publishers list them in.
 
 CAP is the international standard for public alerts, so its fields map onto
-:class:`~alertd.core.model.Notice` almost one to one. Two shapes arrive on the wire and
-are told apart by the root element:
+:class:`~alertd.core.model.Notice` almost one to one. What arrives on the wire is
+told apart by the root element:
 
-* ``<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">`` — one message, one
-  notice per ``<info>`` block (an ``<info>`` per language is common);
-* an Atom ``<feed>`` whose entries carry ``cap:`` summary fields and a link to the
-  full message — one notice per entry.
+* ``<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">`` (or ``…:cap:1.1``) — one
+  message, one notice per ``<info>`` block (an ``<info>`` per language is common);
+* an Atom ``<feed>`` or RSS ``<rss>`` index. Each entry (item) is either
+  **thick** — it embeds the whole ``<alert>`` (as XML in ``<content>``, or escaped
+  as text) and is read here — or **thin** — it only links to the message
+  (``<link type="application/cap+xml" href=…>``, an ``.xml``/``.cap`` href, or the
+  link of an entry carrying ``cap:`` summary fields, as MeteoAlarm and the US NWS
+  publish). Thin entries come back as :class:`~alertd.sources.spec.MessageLink` entries
+  keyed by identifier and sent time; the poller fetches each version once
+  (:func:`alertd.run.poll.resolve_links`).
 
-CAP 1.1 is accepted too: the elements alertd reads are the same. Messages whose
-``status`` is not ``Actual`` (Exercise, System, Test, Draft) are dropped: they are
-not meant for the public and must never reach a subscriber as a real alert.
-``Ack`` messages are dropped for the same reason. Everything else that is wrong
-(missing required element, unknown msgType, time without offset) raises
-:class:`ParseError`. Pure: no I/O, no clock, no logging.
+What residents never see:
+
+* a message without one of the required elements ``identifier``, ``sender``,
+  ``sent``, ``status``, ``msgType``, ``scope`` (or with a value CAP does not define)
+  is refused with a :class:`ParseError` naming the element; in an index only that
+  entry is refused (a warning), the other entries stand;
+* ``scope`` Restricted or Private: addressed to officials, not the public — read,
+  not announced (logged once at info);
+* ``status`` other than Actual (Exercise, System, Test, Draft) and ``Ack``
+  messages: not real alerts — read, not announced.
+
+``Update`` and ``Cancel`` messages carry ``<references>`` to what they replace; the
+tracker turns them into ``updated`` and ``cancelled`` events. Pure: no I/O, no
+clock, no logging.
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
 from alertd.sources._common import check_size, load_xml
 from alertd.sources.rss import clip
-from alertd.sources.spec import FeedShape, ItemBatch, ParseInput, SourceSpec
+from alertd.sources.spec import FeedShape, ItemBatch, MessageLink, ParseInput, SkippedItem, SourceSpec
 
 KIND = "cap"
 
@@ -40,6 +54,11 @@ _ATOM = "http://www.w3.org/2005/Atom"
 SUMMARY_MAX = 2000
 
 MSG_TYPES = frozenset({"Alert", "Update", "Cancel", "Ack", "Error"})
+STATUSES = frozenset({"Actual", "Exercise", "System", "Test", "Draft"})
+SCOPES = frozenset({"Public", "Restricted", "Private"})
+#: The elements CAP 1.1 and 1.2 require of every ``<alert>``.
+REQUIRED = ("identifier", "sender", "sent", "status", "msgType", "scope")
+_CAP_MEDIA = "application/cap+xml"
 
 #: CAP severity → model severity; anything else (including CAP's own "Unknown") → UNKNOWN.
 SEVERITY: dict[str, Severity] = {
@@ -78,23 +97,40 @@ _CATEGORY_KIND: dict[str, AlertKind] = {
 }
 
 
-def parse(
-    body: bytes,
-    *,
-    source: str,
-    where: str | None = None,
-) -> list[Notice]:
-    """Turn a CAP message or a CAP Atom index into notices, or raise :class:`ParseError`."""
+def parse(body: bytes, *, source: str, where: str | None = None) -> list[Notice]:
+    """A CAP message or a thick index → its public notices, or raise :class:`ParseError`.
+
+    The simple entry point: it cannot fetch, so an index with thin entries is refused
+    here (use :func:`parse_feed` and fetch the links, as the daemon and ``alertd parse`` do),
+    and a message or entry not meant for residents yields no notice.
+    """
+    batch = parse_feed(body, source=source, where=where)
+    if batch.links:
+        raise ParseError(
+            source,
+            f"index links to {len(batch.links)} CAP message(s) it does not embed: "
+            "use parse_feed and fetch them",
+            where,
+        )
+    return list(batch.notices)
+
+
+def parse_feed(body: bytes, *, source: str, where: str | None = None) -> ItemBatch:
+    """A CAP message, or an Atom/RSS index of them → notices, links to fetch, refused entries."""
     check_size(body, source, where)
     root = load_xml(body, source, where)  # refuses DTDs, entities, external refs, malformed XML
     ns, local = _split(root.tag)
     if local == "alert" and ns in _CAP_NAMESPACES:
-        return parse_message(root, source=source, where=where)
+        return read_message(root, source=source, where=where)
     if local == "feed" and ns == _ATOM:
-        return parse_atom_index(root, source=source, where=where)
+        return _read_index(root.findall(f"{{{_ATOM}}}entry"), "Atom entry", source=source, where=where)
+    if local == "rss" and ns == "":
+        return _read_index(root.findall("channel/item"), "RSS item", source=source, where=where)
     if local == "alert":
         raise ParseError(source, f"unsupported CAP namespace {ns or '(none)'!r}", where)
-    raise ParseError(source, f"root element <{local}> is neither a CAP alert nor an Atom feed", where)
+    raise ParseError(
+        source, f"root element <{local}> is neither a CAP alert nor an Atom/RSS index of them", where
+    )
 
 
 def _split(tag: str) -> tuple[str, str]:
@@ -161,17 +197,61 @@ def _optional_time(parent: Element, ns: str, name: str, source: str, where: str 
 
 
 def parse_message(root: Element, *, source: str, where: str | None = None) -> list[Notice]:
-    """One CAP ``<alert>`` → one notice per ``<info>`` (or one for a Cancel/Error without info)."""
+    """One CAP ``<alert>`` → its notices for residents ([] when it is not for them)."""
+    return list(read_message(root, source=source, where=where).notices)
+
+
+def read_message(root: Element, *, source: str, where: str | None = None) -> ItemBatch:
+    """One CAP ``<alert>`` → one notice per ``<info>`` (or one for a Cancel/Error without info).
+
+    Required elements are checked first, all of them, and a missing one is named. A
+    valid message that is not for residents (scope, status, Ack) yields no notice and
+    one :class:`SkippedItem` saying why, to be logged once.
+    """
     ns, _ = _split(root.tag)
+    missing = [name for name in REQUIRED if _text(root, ns, name) is None]
+    if missing:
+        names = ", ".join(f"<{name}>" for name in missing)
+        raise ParseError(source, f"required CAP element {names} is missing or empty", where)
     identifier = _required(root, ns, "identifier", source, where)
-    _required(root, ns, "sender", source, where)
     sent = _time(_required(root, ns, "sent", source, where), "sent", source, where)
-    status = _required(root, ns, "status", source, where)
-    msg_type = _required(root, ns, "msgType", source, where)
-    if msg_type not in MSG_TYPES:
-        raise ParseError(source, f"unknown CAP msgType {msg_type!r}", where)
-    if status != "Actual" or msg_type == "Ack":
-        return []  # exercises, tests, drafts and acknowledgements are not public alerts
+    status = _one_of(root, ns, "status", STATUSES, source, where)
+    msg_type = _one_of(root, ns, "msgType", MSG_TYPES, source, where)
+    scope = _one_of(root, ns, "scope", SCOPES, source, where)
+    key = f"{identifier}|{sent.isoformat()}"
+    if status != "Actual":
+        return _not_announced(key, f"CAP message {identifier}: status {status}, not a real alert")
+    if msg_type == "Ack":
+        return _not_announced(key, f"CAP message {identifier}: an acknowledgement, not an alert")
+    if scope != "Public":
+        return _not_announced(
+            key, f"CAP message {identifier}: scope {scope}, addressed to officials, not the public"
+        )
+    return ItemBatch(notices=tuple(_notices(root, ns, identifier, sent, msg_type, source, where)))
+
+
+def _not_announced(key: str, reason: str) -> ItemBatch:
+    return ItemBatch(skipped=(SkippedItem(key, reason + ": not announced", warning=False),))
+
+
+def _one_of(
+    parent: Element, ns: str, name: str, allowed: frozenset[str], source: str, where: str | None
+) -> str:
+    value = _required(parent, ns, name, source, where)
+    if value not in allowed:
+        raise ParseError(source, f"CAP <{name}> {value!r} is not one of {', '.join(sorted(allowed))}", where)
+    return value
+
+
+def _notices(
+    root: Element,
+    ns: str,
+    identifier: str,
+    sent: datetime,
+    msg_type: str,
+    source: str,
+    where: str | None,
+) -> list[Notice]:
     references = tuple((_text(root, ns, "references") or "").split())
     infos = root.findall(f"{{{ns}}}info")
 
@@ -240,89 +320,142 @@ def parse_message(root: Element, *, source: str, where: str | None = None) -> li
     return notices
 
 
-def parse_atom_index(root: Element, *, source: str, where: str | None = None) -> list[Notice]:
-    """A CAP Atom index (MeteoAlarm legacy Atom): one notice per entry, url = the full CAP message.
+def parse_atom_index(root: Element, *, source: str, where: str | None = None) -> ItemBatch:
+    """A CAP Atom index, thick or thin (see the module doc); kept as a name for callers of old."""
+    return _read_index(root.findall(f"{{{_ATOM}}}entry"), "Atom entry", source=source, where=where)
 
-    A feed with no entries is a genuine "nothing in force"; entries without any ``cap:``
-    field mean this is not a CAP index at all, which is an error (wrong parser for the source).
+
+def _read_index(entries: list[Element], what: str, *, source: str, where: str | None) -> ItemBatch:
+    """Each entry on its own: a bad one is refused with a warning, the rest of the index stands.
+
+    An index with entries of which none embeds, links to or summarises a CAP message is
+    not a CAP index at all (the wrong URL or type for this source): that is an error.
     """
-    atom = f"{{{_ATOM}}}"
     notices: list[Notice] = []
-    for position, entry in enumerate(root.findall(f"{atom}entry")):
-        ns = next((n for n in _CAP_NAMESPACES if entry.find(f"{{{n}}}event") is not None), None)
-        if ns is None:
-            ns = next(
-                (n for n in _CAP_NAMESPACES if any(el.tag.startswith(f"{{{n}}}") for el in entry)), None
-            )
-        if ns is None:
-            raise ParseError(source, f"Atom entry {position} carries no cap: fields", where)
-        status = _text(entry, ns, "status")
-        if status is not None and status != "Actual":
-            continue
-        msg_type = _text(entry, ns, "message_type") or _text(entry, ns, "msgType")
-        if msg_type is not None and msg_type not in MSG_TYPES:
-            raise ParseError(source, f"Atom entry {position}: unknown CAP message type {msg_type!r}", where)
-        if msg_type == "Ack":
-            continue
-        identifier = _text(entry, ns, "identifier") or _text(entry, _ATOM, "id")
-        if not identifier:
-            raise ParseError(source, f"Atom entry {position} has neither cap:identifier nor id", where)
-        event = _text(entry, ns, "event") or ""
-        title = _text(entry, _ATOM, "title") or event
-        if not title:
-            raise ParseError(source, f"Atom entry {position} has neither title nor cap:event", where)
-        sent_text = _text(entry, ns, "sent") or _text(entry, _ATOM, "published")
-        updated_text = _text(entry, _ATOM, "updated")
-        sent = _time(sent_text, "sent", source, where) if sent_text else None
-        updated = _time(updated_text, "updated", source, where) if updated_text else sent
-        effective = _text(entry, ns, "effective")
-        expires = _text(entry, ns, "expires")
-        window = []
-        if effective:
-            window.append(f"Effective {_time(effective, 'effective', source, where).isoformat()}")
-        if expires:
-            window.append(f"expires {_time(expires, 'expires', source, where).isoformat()}")
-        summary = _text(entry, _ATOM, "summary") or ""
-        summary = " ".join(
-            p for p in (f"{event}." if event else "", " ".join(summary.split()), "; ".join(window)) if p
-        )
-        area_desc = _text(entry, ns, "areaDesc") or ""
-        severity_text = _text(entry, ns, "severity") or ""
-        notices.append(
-            Notice(
-                source=source,
-                id=identifier,
-                title=clip(title, 500),
-                summary=clip(summary, SUMMARY_MAX),
-                url=_cap_link(entry),
-                published_at=sent,
-                updated_at=updated,
-                kind=kind_for(event, []),
-                severity=SEVERITY.get(severity_text.lower(), Severity.UNKNOWN),
-                urgency=_text(entry, ns, "urgency"),
-                certainty=_text(entry, ns, "certainty"),
-                msg_type=msg_type,
-                # MeteoAlarm joins area names with " | " (names themselves contain commas).
-                areas=tuple(a.strip() for a in area_desc.split("|") if a.strip()),
-            )
-        )
-    return notices
+    links: list[MessageLink] = []
+    skipped: list[SkippedItem] = []
+    for position, entry in enumerate(entries):
+        cap_ns = _entry_cap_ns(entry)
+        ident = (_text(entry, cap_ns, "identifier") if cap_ns else None) or _entry_text(entry, "id", "guid")
+        name = f"{what} {position}" + (f" ({ident})" if ident else "")
+        key = _version_key(entry, cap_ns, ident or str(position))
+        try:
+            alert = _embedded_alert(entry, source, where)
+            if alert is not None:
+                batch = read_message(alert, source=source, where=where)
+                notices += batch.notices
+                skipped += batch.skipped
+                continue
+            reason = _summary_says_not_public(entry, cap_ns) if cap_ns else None
+            if reason is not None:
+                skipped.append(SkippedItem(key, f"{name}: {reason}: not announced", warning=False))
+                continue
+            href = _message_href(entry, cap_ns)
+            if href is None:
+                skipped.append(
+                    SkippedItem(key, f"{name}: embeds no CAP message and links to none", warning=True)
+                )
+                continue
+            links.append(MessageLink(key=key, url=href, entry=name))
+        except ParseError as exc:
+            skipped.append(SkippedItem(key, f"{name} refused: {exc.reason}", warning=True))
+    if entries and not notices and not links and all(item.warning for item in skipped):
+        raise ParseError(source, f"no {what} embeds or links to a CAP message: is this a CAP index?", where)
+    return ItemBatch(notices=tuple(notices), links=tuple(links), skipped=tuple(skipped))
 
 
-def _cap_link(entry: Element) -> str | None:
-    """The link to the full CAP message; failing that, the entry's alternate page."""
-    links = entry.findall(f"{{{_ATOM}}}link")
-    for link in links:
-        if (link.get("type") or "").startswith("application/cap+xml") and link.get("href"):
-            return link.get("href")
-    for link in links:
-        if link.get("rel", "alternate") == "alternate" and link.get("href"):
-            return link.get("href")
+def _entry_cap_ns(entry: Element) -> str | None:
+    """The CAP namespace of an entry's ``cap:`` summary fields, if it has any."""
+    for el in entry:
+        ns, _ = _split(el.tag)
+        if ns in _CAP_NAMESPACES:
+            return ns
     return None
 
 
+def _entry_text(entry: Element, *names: str) -> str | None:
+    """The first of Atom ``names`` (namespaced) or RSS ``names`` (plain) the entry has."""
+    for name in names:
+        value = _text(entry, _ATOM, name)
+        if value is None:
+            el = entry.find(name)
+            value = el.text.strip() if el is not None and el.text and el.text.strip() else None
+        if value is not None:
+            return value
+    return None
+
+
+def _version_key(entry: Element, cap_ns: str | None, ident: str) -> str:
+    """Identity and version of the message an entry stands for: identifier + sent where given.
+
+    A new version (an Update re-using the entry, a new sent time) gets a new key and is
+    fetched; the same version never is twice.
+    """
+    sent = _text(entry, cap_ns, "sent") if cap_ns else None
+    version = sent or _entry_text(entry, "updated", "published", "pubDate") or ""
+    return f"{ident}|{version}"
+
+
+def _embedded_alert(entry: Element, source: str, where: str | None) -> Element | None:
+    """A CAP ``<alert>`` inside the entry: as XML (thick Atom ``<content>``) or as escaped text."""
+    for el in entry.iter():
+        ns, local = _split(el.tag)
+        if local == "alert" and ns in _CAP_NAMESPACES:
+            return el
+    for el in entry.iter():
+        _, local = _split(el.tag)
+        text = (el.text or "").strip()
+        if local in ("content", "description", "summary") and text.startswith("<") and "alert" in text[:400]:
+            inner = load_xml(text.encode("utf-8"), source, where)
+            ns, local = _split(inner.tag)
+            if local == "alert" and ns in _CAP_NAMESPACES:
+                return inner
+    return None
+
+
+def _summary_says_not_public(entry: Element, cap_ns: str) -> str | None:
+    """A thin entry whose own ``cap:`` summary already rules it out: no need to fetch it."""
+    status = _text(entry, cap_ns, "status")
+    if status is not None and status != "Actual":
+        return f"status {status}, not a real alert"
+    scope = _text(entry, cap_ns, "scope")
+    if scope is not None and scope != "Public":
+        return f"scope {scope}, addressed to officials, not the public"
+    return None
+
+
+def _message_href(entry: Element, cap_ns: str | None) -> str | None:
+    """Where the entry's full CAP message lives, in order of how sure we are:
+
+    a link typed ``application/cap+xml`` (Atom ``<link>``, RSS ``<enclosure>``); an href
+    ending in ``.xml``/``.cap``; for an entry with ``cap:`` summary fields, its
+    alternate link (or an http(s) id/guid).
+    """
+    typed: list[tuple[str, str, str]] = []  # (type, href, rel)
+    for link in entry.findall(f"{{{_ATOM}}}link"):
+        typed.append((link.get("type") or "", link.get("href") or "", link.get("rel") or "alternate"))
+    for enclosure in entry.findall("enclosure"):
+        typed.append((enclosure.get("type") or "", enclosure.get("url") or "", "enclosure"))
+    rss_link = entry.find("link")
+    if rss_link is not None and rss_link.text and rss_link.text.strip():
+        typed.append(("", rss_link.text.strip(), "alternate"))
+    for media, href, _ in typed:
+        if href and media.split(";")[0].strip().lower() == _CAP_MEDIA:
+            return href
+    for _, href, rel in typed:
+        if href and rel != "self" and re.search(r"\.(xml|cap)$", href.split("?")[0].split("#")[0], re.I):
+            return href
+    if cap_ns is None:
+        return None
+    for _, href, rel in typed:
+        if href and rel in ("alternate", "enclosure"):
+            return href
+    ident = _entry_text(entry, "id", "guid")
+    return ident if ident and re.match(r"^https?://", ident) else None
+
+
 def _parse_payload(payload: ParseInput) -> ItemBatch:
-    return ItemBatch(notices=tuple(parse(payload.body, source=payload.source, where=payload.where)))
+    return parse_feed(payload.body, source=payload.source, where=payload.where)
 
 
 SPEC = SourceSpec(
@@ -331,5 +464,8 @@ SPEC = SourceSpec(
     summary="OASIS CAP 1.1/1.2 messages, or an Atom/RSS index of them",
     # Generic: no default URL. Publishers change these a few times a day and dislike hammering.
     default_interval=300.0,
+    # Thin indexes are fetched message by message: ask for CAP first where the server negotiates
+    # (api.weather.gov answers JSON-LD unless told), Atom/RSS for the index itself.
+    accept="application/cap+xml, application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.5",
     parse_items=_parse_payload,
 )

@@ -10,6 +10,7 @@ import pytest
 from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
 from alertd.sources import cap
+from alertd.sources.spec import ItemBatch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 AREA2 = (
@@ -119,55 +120,135 @@ def test_cancel_references_example2() -> None:
     assert n.geocodes == (("SAME", "006109"),)
 
 
-def test_meteoalarm_atom_index() -> None:
-    notices = parse_fixture("meteoalarm_legacy_atom_uk_two_entries.xml")
+def feed(name: str) -> ItemBatch:
+    return cap.parse_feed((FIXTURES / name).read_bytes(), source="cap-test", where=name)
+
+
+def test_meteoalarm_atom_index_is_thin_each_entry_links_to_its_message() -> None:
+    """MeteoAlarm's entries carry summary fields and a typed link to the full message: fetched, not trusted."""
+    batch = feed("meteoalarm_legacy_atom_uk_two_entries.xml")
     base = "https://feeds.meteoalarm.org/api/v1/warnings/feeds-united-kingdom/"
-    got = [
-        (n.id, n.url, n.msg_type, n.severity, n.urgency, n.certainty, n.published_at, n.updated_at, n.kind)
-        for n in notices
-    ]
-    assert got == [
+    assert batch.notices == () and batch.skipped == ()
+    assert [(link.url, link.key) for link in batch.links] == [
         (
-            "2.49.0.0.826.0.GB_250124180126_cecc0a37.v6.0.W",
             base + "3ec5a08b-995f-45fc-88eb-d364b1613e41",
-            "Update",
-            Severity.MODERATE,
-            "Immediate",
-            "Possible",
-            datetime(2025, 1, 24, 18, 1, 26, tzinfo=UTC),
-            datetime(2025, 1, 24, 18, 1, 26, tzinfo=UTC),
-            AlertKind.ADVISORY,
+            "2.49.0.0.826.0.GB_250124180126_cecc0a37.v6.0.W|2025-01-24T18:01:26+00:00",
         ),
         (
-            "2.49.0.0.826.0.GB_250123104205_72085267.v1.0.W",
             base + "05f2a1ec-58ec-4b6e-b05b-21ddac714680",
-            "Alert",
-            Severity.SEVERE,
-            "Future",
-            "Likely",
-            datetime(2025, 1, 23, 10, 42, 5, tzinfo=UTC),
-            datetime(2025, 1, 23, 10, 42, 5, tzinfo=UTC),
-            AlertKind.ADVISORY,
+            "2.49.0.0.826.0.GB_250123104205_72085267.v1.0.W|2025-01-23T10:42:05+00:00",
         ),
     ]
-    assert notices[1].title == (
-        "Orange Wind Warning issued for United Kingdom - Central, Tayside & Fife | Grampian | "
-        "Highlands & Eilean Siar | Orkney & Shetland | Strathclyde"
+    assert batch.links[0].entry == "Atom entry 0 (2.49.0.0.826.0.GB_250124180126_cecc0a37.v6.0.W)"
+    with pytest.raises(ParseError, match="links to 2 CAP message"):
+        cap.parse((FIXTURES / "meteoalarm_legacy_atom_uk_two_entries.xml").read_bytes(), source="s")
+
+
+def test_nws_cap_1_1_atom_index_links_by_entry_id_and_updated() -> None:
+    """The US NWS index (CAP 1.1 summary fields, untyped link): the link is the message."""
+    batch = feed("nws_atom_index_cap11_two_entries_trimmed.xml")
+    prefix = "https://alerts.weather.gov/cap/wwacapget.php?x="
+    assert [link.url.removeprefix(prefix).split(".")[1] for link in batch.links] == [
+        "HighWindWarning",
+        "HighSurfAdvisory",
+    ]
+    assert batch.links[0].key.endswith("|2018-08-15T14:52:00-08:00")  # no cap:sent: the entry's updated
+    assert batch.notices == () and batch.skipped == ()
+
+
+def test_thick_atom_index_reads_embedded_messages_and_refuses_entries_one_by_one() -> None:
+    batch = feed("thick_atom_index_four_entries_CONSTRUCTED.xml")
+    assert batch.links == ()
+    assert [n.id for n in batch.notices] == ["43b080713727", "TRI13970876.2"]
+    assert [n.msg_type for n in batch.notices] == ["Alert", "Update"]
+    assert batch.notices[1].references == ("trinet@caltech.edu,TRI13970876.1,2003-06-11T20:30:00-07:00",)
+    restricted, noscope = batch.skipped
+    # Restricted: read, not announced, logged once at info (warning False)
+    assert not restricted.warning and "scope Restricted" in restricted.reason
+    # no <scope>: that entry alone is refused, naming the element
+    assert noscope.warning
+    assert noscope.reason.startswith("Atom entry 3 (urn:example:cap-feed:TRI13970876.2-X) refused")
+    assert "<scope>" in noscope.reason
+    # the simple entry point gives the public notices of a thick index
+    assert [n.id for n in parse_fixture("thick_atom_index_four_entries_CONSTRUCTED.xml")] == [
+        "43b080713727",
+        "TRI13970876.2",
+    ]
+
+
+def test_message_without_scope_is_refused_naming_scope() -> None:
+    with pytest.raises(ParseError, match="<scope>"):
+        parse_fixture("cap12_without_scope_CONSTRUCTED.xml")
+
+
+@pytest.mark.parametrize("scope", ["Restricted", "Private"])
+def test_restricted_and_private_messages_never_become_notices(scope: str) -> None:
+    body = _alert(_info("Air raid")).replace(b"<scope>Public</scope>", f"<scope>{scope}</scope>".encode())
+    batch = cap.parse_feed(body, source="s")
+    assert batch.notices == ()
+    [item] = batch.skipped
+    assert (
+        not item.warning and f"scope {scope}" in item.reason and item.key == "ID-1|2024-05-06T10:00:00+03:00"
     )
-    assert notices[1].areas == (
-        "Central, Tayside & Fife",
-        "Grampian",
-        "Highlands & Eilean Siar",
-        "Orkney & Shetland",
-        "Strathclyde",
+
+
+def test_unknown_scope_or_status_value_is_refused_naming_the_element() -> None:
+    body = _alert(_info("x")).replace(b"<scope>Public</scope>", b"<scope>Everyone</scope>")
+    with pytest.raises(ParseError, match="<scope> 'Everyone'"):
+        cap.parse(body, source="s")
+    with pytest.raises(ParseError, match="<status> 'Real'"):
+        cap.parse(_alert(_info("x"), status="Real"), source="s")
+
+
+def test_cap_1_1_message_reads_like_1_2() -> None:
+    [n] = parse_fixture("cap11_nws_thunderstorm_CONSTRUCTED.xml")
+    [m] = parse_fixture("oasis_cap12_example2_nws_thunderstorm_polygon.xml")
+    assert n == m
+
+
+def _rss_index(items: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>CAP alerts</title>'
+        f"<link>https://alerts.example.org/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+
+
+def test_rss_cap_index_links_to_messages_and_refuses_an_item_without_one() -> None:
+    body = _rss_index(
+        "<item><title>Flood warning</title><link>https://alerts.example.org/cap/1.xml</link>"
+        "<guid isPermaLink='false'>urn:oid:2.49.0.1.1</guid><pubDate>Mon, 06 May 2024 07:00:00 GMT</pubDate></item>"
+        "<item><title>Storm</title><enclosure url='https://alerts.example.org/m?id=2' type='application/cap+xml'"
+        " length='1'/><guid>urn:oid:2.49.0.1.2</guid></item>"
+        "<item><title>About us</title><link>https://alerts.example.org/about.html</link></item>"
     )
-    assert len(notices[0].areas) == 10 and "SW Scotland, Lothian Borders" in notices[0].areas
-    assert notices[0].summary == (
-        "Yellow wind warning. Effective 2025-01-24T10:40:36+00:00; expires 2025-01-25T23:59:59+00:00"
-    )
-    assert notices[1].summary == (
-        "Amber wind warning. Effective 2025-01-24T10:42:05+00:00; expires 2025-01-26T06:00:00+00:00"
-    )
+    batch = cap.parse_feed(body, source="s")
+    assert [link.url for link in batch.links] == [
+        "https://alerts.example.org/cap/1.xml",
+        "https://alerts.example.org/m?id=2",
+    ]
+    assert batch.links[0].key == "urn:oid:2.49.0.1.1|Mon, 06 May 2024 07:00:00 GMT"
+    [refused] = batch.skipped
+    assert refused.warning and refused.reason == "RSS item 2: embeds no CAP message and links to none"
+
+
+def test_index_summary_that_rules_an_entry_out_spares_the_fetch() -> None:
+    meteo = (FIXTURES / "meteoalarm_legacy_atom_uk_two_entries.xml").read_bytes()
+    body = meteo.replace(b"<cap:scope>Public</cap:scope>", b"<cap:scope>Restricted</cap:scope>", 1)
+    batch = cap.parse_feed(body, source="s")
+    assert len(batch.links) == 1
+    [item] = batch.skipped
+    assert not item.warning and "scope Restricted" in item.reason
+
+
+def test_escaped_cap_message_in_entry_content_is_read() -> None:
+    message = (FIXTURES / "oasis_cap12_example3_earthquake_update.xml").read_text().split("?>", 1)[1]
+    escaped = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><id>x</id><title>t</title>'
+        f'<entry><id>e1</id><title>EQ</title><content type="text">{escaped}</content></entry></feed>'
+    ).encode()
+    [n] = cap.parse(body, source="s")
+    assert n.id == "TRI13970876.2"
 
 
 def _alert(
@@ -179,6 +260,7 @@ def _alert(
     sent: str | None = "2024-05-06T10:00:00+03:00",
     status: str | None = "Actual",
     msg_type: str | None = "Alert",
+    scope: str | None = "Public",
 ) -> bytes:
     parts = [
         f"<identifier>{identifier}</identifier>" if identifier is not None else "",
@@ -186,7 +268,7 @@ def _alert(
         f"<sent>{sent}</sent>" if sent is not None else "",
         f"<status>{status}</status>" if status is not None else "",
         f"<msgType>{msg_type}</msgType>" if msg_type is not None else "",
-        "<scope>Public</scope>",
+        f"<scope>{scope}</scope>" if scope is not None else "",
         body,
     ]
     return f'<?xml version="1.0" encoding="UTF-8"?><alert xmlns="{ns}">{"".join(parts)}</alert>'.encode()
@@ -206,7 +288,7 @@ def _info(
 
 @pytest.mark.parametrize(
     "missing",
-    ["identifier", "sender", "sent", "status", "msg_type"],
+    ["identifier", "sender", "sent", "status", "msg_type", "scope"],
 )
 def test_missing_required_element_is_named(missing: str) -> None:
     body = _alert(_info("Air raid"), **{missing: None})  # type: ignore[arg-type]
@@ -300,16 +382,18 @@ def test_cap_1_1_is_accepted_other_namespaces_are_not() -> None:
         cap.parse(_alert(_info("x"), ns="http://www.incident.com/cap/1.0"), source="s")
 
 
-def test_atom_without_cap_fields_is_an_error_and_empty_index_is_empty() -> None:
+def test_atom_without_cap_messages_is_an_error_and_empty_index_is_empty() -> None:
     plain = (FIXTURES.parent / "uk_fcdo" / "atom_index_two_entries_CONSTRUCTED.xml").read_bytes()
-    with pytest.raises(ParseError, match="cap:"):
+    with pytest.raises(ParseError, match="is this a CAP index"):
         cap.parse(plain, source="s")
     empty = b'<feed xmlns="http://www.w3.org/2005/Atom"><id>x</id><title>t</title></feed>'
     assert cap.parse(empty, source="s") == []
 
 
-def test_rss_is_not_cap() -> None:
-    with pytest.raises(ParseError, match="neither a CAP alert nor an Atom feed"):
+def test_an_advisory_rss_feed_is_not_a_cap_index() -> None:
+    with pytest.raises(ParseError, match="no RSS item embeds or links to a CAP message"):
         cap.parse(
-            (FIXTURES.parent / "us_embassy" / "alert_feed_no_items_CONSTRUCTED.xml").read_bytes(), source="s"
+            (FIXTURES.parent / "us_embassy" / "alert_feed_two_items_CONSTRUCTED.xml").read_bytes(), source="s"
         )
+    with pytest.raises(ParseError, match="neither a CAP alert nor an Atom/RSS index"):
+        cap.parse(b"<html><body>502</body></html>", source="s")
