@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -80,7 +80,7 @@ def expect(value: Any, typ: type | tuple[type, ...], field: str, source: str, wh
     return value
 
 
-def parse_time(value: Any, field: str, source: str, where: str | None, *, naive_tz=UTC) -> datetime:
+def parse_time(value: Any, field: str, source: str, where: str | None, *, naive_tz: tzinfo = UTC) -> datetime:
     """Parse ISO 8601, ``YYYY/MM/DD HH:MM:SS +0000`` or RFC 822 into aware UTC.
 
     A time without an offset is read in ``naive_tz`` (the source's documented zone).

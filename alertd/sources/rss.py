@@ -207,7 +207,8 @@ def _entry_time(entry: Any, field: str) -> datetime | None:
             pass
     st = dict.get(entry, f"{field}_parsed")
     if st is not None:
-        return datetime(*st[:6], tzinfo=UTC)  # feedparser normalises to UTC
+        year, month, day, hour, minute, second = st[:6]  # a time.struct_time, normalised to UTC
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     return None
 
 

@@ -258,7 +258,7 @@ def parse_status(body: bytes, *, source: str, where: str | None = None) -> int:
     expect(data, dict, "status", source, where)
     if "lastActionIndex" not in data:
         raise ParseError(source, "field 'lastActionIndex' is missing", where)
-    value = expect(data["lastActionIndex"], int, "lastActionIndex", source, where)
+    value: int = expect(data["lastActionIndex"], int, "lastActionIndex", source, where)
     if value < 0:
         raise ParseError(source, f"field 'lastActionIndex' is negative: {value}", where)
     return value

@@ -25,7 +25,8 @@ __all__ = ["api_routes"]
 
 
 def _svc(request: Request) -> SelfService:
-    return request.app.state.selfservice
+    svc: SelfService = request.app.state.selfservice  # set by attach(); Starlette's state is untyped
+    return svc
 
 
 def _json(body: Any, status: int = 200) -> Response:

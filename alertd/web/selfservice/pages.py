@@ -43,7 +43,8 @@ _env = Environment(
 
 
 def _svc(request: Request) -> SelfService:
-    return request.app.state.selfservice
+    svc: SelfService = request.app.state.selfservice  # set by attach(); Starlette's state is untyped
+    return svc
 
 
 def _cookie_name(svc: SelfService) -> str:
@@ -138,7 +139,7 @@ def _picker(svc: SelfService, query: str, selected: list[str], lang: str) -> dic
 
 def _index(
     request: Request, lang: str, values: dict[str, list[str]], status: int = 200, error: str | None = None
-):
+) -> Response:
     svc = _svc(request)
     kinds = values.get("kinds") if "kinds" in values or "channel" in values else ["air_raid"]
     channels = [
