@@ -140,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--language", choices=LANGUAGES, help="message language")
 
+    p = sub.add_parser(
+        "topics",
+        help="list the broadcast topic(s) residents of a place follow, URLs masked",
+        description="Without PLACE: every [[topics]] section and how many places it covers. With PLACE "
+        "(a region code or a place name): the topic of each section that carries every alert covering "
+        "that place (the place's own, else its nearest enclosing place's), its masked Apprise URL and "
+        "the public link residents open.",
+    )
+    _add_config(p)
+    p.add_argument(
+        "place", nargs="?", metavar="PLACE", help='region code or place name, e.g. "ua:706" or Ірпінь'
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = sub.add_parser("regions", help="find region codes by name (Ukrainian or English)")
     p.add_argument("query", nargs="?", help="part of a place name; without it, the 27 first-level divisions")
     p.add_argument("--limit", type=int, default=20, help="most results to print (default 20)")
@@ -201,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": cmd_status,
         "subscribers": cmd_subscribers,
         "regions": cmd_regions,
+        "topics": cmd_topics,
         "test-notify": cmd_test_notify,
         "demo": cmd_demo,
         "webhooks": cmd_webhooks,
@@ -481,6 +496,75 @@ def _cursor_json(c: SourceCursor | None) -> dict[str, Any] | None:
         "consecutive_failures": c.consecutive_failures,
         "last_error": c.last_error,
     }
+
+
+# -- topics -----------------------------------------------------------------------------
+def cmd_topics(args: argparse.Namespace) -> int:
+    from alertd import channels
+    from alertd.core.route import topic_bindings
+    from alertd.core.topics import for_place
+
+    settings, registry = _load(args)
+    bindings = topic_bindings(settings, registry)
+    if args.place is None:
+        records = []
+        for topic in settings.topics:
+            mine = [b for b in bindings if b.topic == topic.name]
+            records.append(
+                {
+                    "name": topic.name,
+                    "levels": list(topic.levels),
+                    "places": len(mine),
+                    "topics": len({b.url for b in mine}),
+                    "kinds": [str(k) for k in topic.kinds],
+                    "language": topic.language or settings.language,
+                    "example": channels.mask(mine[0].url) if mine else None,
+                }
+            )
+        if args.json:
+            print(json.dumps(records, ensure_ascii=False, indent=2))
+        elif not records:
+            print("no [[topics]] configured", file=sys.stderr)
+        for r in records if not args.json else []:
+            where = ", ".join(r["levels"]) if r["levels"] else "explicit list"
+            print(
+                f"{r['name']}: {r['topics']} topic(s) for {r['places']} place(s) ({where}), e.g. {r['example']}"
+            )
+        return EXIT_OK if records else EXIT_FAILURE
+    code, error = _resolve_region(registry, args.place)
+    if code is None:
+        print(error, file=sys.stderr)
+        return EXIT_FAILURE
+    region = registry.get(code)
+    assert region is not None
+    found = [
+        {
+            "topic": b.topic,
+            "place": b.place,
+            "place_name": _names(registry, b.place),
+            "url": channels.mask(b.url),
+            "follow": b.follow,
+            "language": b.language,
+            "kinds": sorted(str(k) for k in b.kinds),
+        }
+        for b in for_place(bindings, registry, code)
+    ]
+    if args.json:
+        print(json.dumps({"region": code, "topics": found}, ensure_ascii=False, indent=2))
+    else:
+        print(f"{code} {region.name('uk')} / {region.name('en')}")
+        if not found:
+            print("  no topic covers this place")
+        for t in found:
+            print(f"  {t['topic']}: {t['url']}  (place {t['place']}, {t['place_name']['en']})")
+            if t["follow"]:
+                print(f"    follow: {t['follow']}")
+    return EXIT_OK if found else EXIT_FAILURE
+
+
+def _names(registry, code: str) -> dict[str, str]:
+    place = registry.get(code)
+    return {"uk": place.name("uk"), "en": place.name("en")} if place is not None else {"uk": code, "en": code}
 
 
 # -- regions ----------------------------------------------------------------------------

@@ -393,3 +393,61 @@ def test_help(args: tuple[str, ...]) -> None:
     result = alertd(*args, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: alertd"), result.stdout
+
+
+# -- topics -------------------------------------------------------------------------------------------
+
+TOPIC_TOKEN = "AAtopicSECRET42"
+
+
+@pytest.fixture
+def topics_config(tmp_path: Path) -> Path:
+    path = tmp_path / "topics.toml"
+    path.write_text(
+        f"""
+state_dir = "{tmp_path / "state"}"
+[[topics]]
+name = "places"
+url = "ntfys://ntfy.example.org/alerts-{{code}}"
+levels = ["oblast", "hromada"]
+[[topics]]
+name = "kyiv"
+url = "tgram://123456789:{TOPIC_TOKEN}/@kyiv_alerts"
+places = ["UA-30", "UA-32"]
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_topics_for_a_place_masked(topics_config: Path) -> None:
+    result = alertd("topics", "--config", str(topics_config), "ua:706", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["region"] == "ua:706"
+    by_topic = {t["topic"]: t for t in answer["topics"]}
+    assert by_topic["places"]["place"] == "ua:706"
+    assert by_topic["places"]["follow"] == "https://ntfy.example.org/alerts-ua-706"
+    assert by_topic["places"]["url"] == "ntfys://ntfy.example.org/alerts-ua-706"
+    assert by_topic["kyiv"]["place"] == "UA-32"  # Irpin lies in Kyiv oblast: the channel carries its alerts
+    assert by_topic["kyiv"]["follow"] == "https://t.me/kyiv_alerts"
+    text = alertd("topics", "--config", str(topics_config), "Ірпінь")
+    assert text.returncode == 0 and "follow: https://ntfy.example.org/alerts-ua-706" in text.stdout
+    overview = alertd("topics", "--config", str(topics_config))
+    assert overview.returncode == 0
+    assert "places: 1496 topic(s) for 1496 place(s) (oblast, hromada)" in overview.stdout
+    assert "kyiv: 1 topic(s) for 2 place(s) (explicit list)" in overview.stdout
+    for out in (result, text, overview):
+        assert TOPIC_TOKEN not in out.stdout + out.stderr
+
+
+def test_topics_for_a_place_no_topic_covers(topics_config: Path) -> None:
+    text = topics_config.read_text(encoding="utf-8")
+    topics_config.write_text(
+        text.split('[[topics]]\nname = "kyiv"')[0].replace('"oblast", "hromada"', '"hromada"')
+    )
+    result = alertd("topics", "--config", str(topics_config), "UA-46")
+    assert result.returncode == 1
+    assert "no topic covers this place" in result.stdout
+    unknown = alertd("topics", "--config", str(topics_config), "Atlantis")
+    assert unknown.returncode == 1 and "unknown region 'Atlantis'" in unknown.stderr
