@@ -783,6 +783,10 @@ class Received:
 class _SinkServer(_QuietServer):
     daemon_threads = True  # a slow request must never keep the process alive
     allow_reuse_address = True
+    # socketserver's default backlog of 5 overflows when a fan-out opens dozens of connections at
+    # once; the kernel then drops the SYN and the client retries a second later, which looks
+    # like a slow delivery that alertd never caused.
+    request_queue_size = 256
     sink: Sink
 
 

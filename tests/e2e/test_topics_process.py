@@ -11,7 +11,8 @@ sees is exactly what that path received.
 * Across a SIGKILL mid fan-out a topic gets a notice again only if that very
   post was in flight at the kill (the outbox row left ``sending``: alertd cannot
   know whether the service took it); every other topic exactly once, ends
-  exactly once. Killed after the topics went out (they are sent first), no
+  exactly once. Killed once the topic posts are recorded as delivered (topics
+  are sent first, so that is while the people are still being served), no
   topic hears anything twice.
 
 Waits are bounded and on observable conditions; nothing asserts on timing.
@@ -117,6 +118,14 @@ def _baselined(db_path: Path) -> bool:
 
 def _idle(db_path: Path) -> bool:
     return not _query(db_path, "SELECT 1 FROM outbox WHERE state IN ('pending', 'sending')")
+
+
+def _topics_recorded(db_path: Path) -> int:
+    """Topic posts whose delivery the outbox has recorded (a restart never sends those again)."""
+    rows = _query(
+        db_path, "SELECT COUNT(*) FROM outbox WHERE subscriber LIKE 'topic:%' AND state = 'delivered'"
+    )
+    return rows[0][0] if rows else 0
 
 
 def _delivered(sink: JsonSink, kind: str) -> Counter[str]:
@@ -241,13 +250,23 @@ def test_topics_go_first_and_a_kill_mid_individual_fanout_repeats_no_topic(
         try:
             wait_for(lambda: _baselined(db), timeout=30)
             upstream.add_alert(KYIV_OBLAST, started_at=T0)
-            wait_for(lambda: len(_delivered(persons, "failure")) >= 20, timeout=30, step=0.02)
+            # every topic post is delivered and recorded while the people are still being served: kill now
+            wait_for(
+                lambda: (
+                    _topics_recorded(db) == len(expected) and len(_delivered(persons, "failure")) < people
+                ),
+                timeout=30,
+                step=0.01,
+            )
             assert first.signal(signal.SIGKILL) == -signal.SIGKILL
         finally:
             first.stop()
         wait_for(lambda: topics.unanswered() == 0 and persons.unanswered() == 0)
-        # topics went out first: every topic already has the start, the people are still being served
         assert _delivered(topics, "failure") == Counter(expected)
+        # topics went first: when the last topic post arrived, few people had been served yet
+        last_topic = max(r.at for r in topics.received())
+        served_before = sum(1 for r in persons.received(delivered=True) if r.at < last_topic)
+        assert served_before < people // 4, served_before
         assert len(_delivered(persons, "failure")) < people, "the kill did not land mid fan-out"
 
         second = AlertdProcess(config, log)
