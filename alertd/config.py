@@ -20,6 +20,7 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tomllib
@@ -425,7 +426,37 @@ def _duration(value: Any) -> Any:
 
 
 class StoreConfig(_Frozen):
-    """Where and how alertd keeps its state (``[store]``); the SQLite file lives in ``state_dir``."""
+    """Where and how alertd keeps its state (``[store]``).
+
+    Default: one SQLite file in ``state_dir``. With ``url`` (or ``url_file``, or
+    ``$CREDENTIALS_DIRECTORY/store.url``) a PostgreSQL database that several instances
+    share (README "Two servers"); the URL holds a password, so it is a secret.
+    """
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/db — a PostgreSQL store shared by several "
+        "instances (pip install 'alertd[postgres]'); default: SQLite in state_dir.",
+    )
+    url_file: Path | None = Field(
+        default=None,
+        description="File holding the PostgreSQL URL; relative paths resolve against $CREDENTIALS_DIRECTORY "
+        "when set, else the config file's directory.",
+    )
+    instance: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="This instance's name in poll leases, outbox claims, /healthz, /metrics and status; "
+        "unique per running instance. Default: host name and process id.",
+    )
+    claim_lease: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="Seconds an instance's claim on outbox rows lasts unless renewed (PostgreSQL): a dead "
+        "instance's unsent rows go out from another instance after this long.",
+    )
 
     retention: timedelta = Field(
         default=timedelta(days=30),
@@ -435,6 +466,13 @@ class StoreConfig(_Frozen):
     prune_interval: float = Field(
         default=600.0, gt=0, description="Seconds between retention runs (each deletes in small batches)."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it unset for SQLite in state_dir)")
+        return value
 
     @field_validator("retention", mode="before")
     @classmethod
@@ -910,8 +948,30 @@ def _resolve_secrets(
             problems.append(error)
         selfservice = selfservice.model_copy(update={field_name: token})
 
+    store = settings.store
+    if store.url_file is not None:
+        url, error = _read_token(_secret_path(store.url_file, environ, base_dir), "store.url_file")
+        if error:
+            problems.append(error)
+        store = store.model_copy(update={"url": url})
+    elif store.url is None and creds and (Path(creds) / "store.url").is_file():
+        url, error = _read_token(Path(creds) / "store.url", "store.url")
+        if error:
+            problems.append(error)
+        store = store.model_copy(update={"url": url})
+    if store.url is not None:
+        if not store.url.get_secret_value().startswith(("postgresql://", "postgres://")):
+            problems.append("store.url: must be a postgresql:// URL")
+        missing = [m for m in ("psycopg", "psycopg_pool") if importlib.util.find_spec(m) is None]
+        if missing:
+            problems.append(
+                f"store.url: a PostgreSQL store needs the extra: pip install 'alertd[postgres]' "
+                f"({', '.join(missing)} not installed)"
+            )
+
     resolved = settings.model_copy(
         update={
+            "store": store,
             "sources": sources,
             "subscribers": subscribers,
             "topics": topics,

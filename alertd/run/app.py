@@ -39,6 +39,13 @@ def settings_secrets(settings: Settings) -> list[str]:
     urls = [u for sub in settings.subscribers for u in sub.urls] + list(settings.operators.urls)
     urls += [topic.url for topic in settings.topics]  # a bot token may sit in a topic URL
     secrets.extend(u.get_secret_value() for u in urls)
+    if settings.store.url is not None:  # the PostgreSQL URL and, on its own, its password
+        from urllib.parse import urlsplit
+
+        secrets.append(settings.store.url.get_secret_value())
+        password = urlsplit(settings.store.url.get_secret_value()).password
+        if password:
+            secrets.append(password)
     ss = settings.selfservice  # self-service: the admin token, the bot token, credentials in templates
     for secret in (ss.admin_token, ss.bot_token, *ss.templates.values()):
         if secret is not None:

@@ -39,6 +39,7 @@ __all__ = [
     "StoredSubscriber",
     "WebSubscription",
     "channel_key",
+    "instance_name",
     "open_store",
     "store_exists",
 ]
@@ -46,7 +47,15 @@ __all__ = [
 
 def store_exists(settings: Settings) -> bool:
     """Whether there is state to read yet (``alertd status`` on a fresh install says so instead)."""
-    return settings.db_path.exists()
+    return settings.store.url is not None or settings.db_path.exists()
+
+
+def instance_name(settings: Settings) -> str:
+    """This process's name in a shared store's leases and claims: ``[store] instance`` or host:pid."""
+    import os
+    import socket
+
+    return settings.store.instance or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def open_store(
@@ -60,6 +69,14 @@ def open_store(
     ``init``: start afresh over an empty or unreadable state file (``alertd run --init``).
     Raises :class:`alertd.errors.StoreError` with the reason.
     """
+    if settings.store.url is not None:
+        from alertd.store.postgres import PostgresStore  # StoreError naming the extra when it is missing
+
+        return PostgresStore(
+            settings.store.url.get_secret_value(),
+            instance=instance_name(settings),
+            claim_lease=settings.store.claim_lease,
+        )
     from alertd.store.sqlite import SQLiteStore
 
     timeout = busy_timeout if busy_timeout is not None else (1.0 if daemon else 10.0)

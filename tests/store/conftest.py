@@ -18,7 +18,7 @@ from alertd.store.base import StateStore
 StoreFactory = Callable[[], StateStore]
 
 
-def _sqlite(tmp_path: Path) -> Iterator[StoreFactory]:
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     from alertd.store.sqlite import SQLiteStore
 
     def make() -> StateStore:
@@ -27,13 +27,27 @@ def _sqlite(tmp_path: Path) -> Iterator[StoreFactory]:
     yield make
 
 
-BACKENDS = {"sqlite": _sqlite}
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """A fresh database on the session's throwaway PostgreSQL cluster (tests/support/pg.py)."""
+    from alertd.store.postgres import PostgresStore
+
+    cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.create_database()
+
+    def make() -> StateStore:
+        return PostgresStore(cluster.url(name), instance="contract")
+
+    yield make
+    cluster.drop_database(name)
+
+
+BACKENDS = {"sqlite": _sqlite, "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     opened: list[StateStore] = []
-    backend = BACKENDS[request.param](tmp_path)
+    backend = BACKENDS[request.param](request, tmp_path)
     make = next(backend)
 
     def tracked() -> StateStore:
