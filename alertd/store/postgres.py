@@ -302,6 +302,8 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self.where = redact_url(url)
+        #: where the state lives, for log lines (the URL without its password)
+        self.location = self.where
         self.instance = instance
         self.claim_lease = claim_lease
         self._health = _Health(self.where)
@@ -325,11 +327,6 @@ class PostgresStore:
             self._pool.close()
             raise StoreError(f"database {self.where} cannot be reached: {_pool_reason(exc)}") from exc
         self._migrate()
-
-    @property
-    def location(self) -> str:
-        """Where the state lives, for log lines (the URL without its password)."""
-        return self.where
 
     def close(self) -> None:
         self._pool.close()
@@ -367,7 +364,7 @@ class PostgresStore:
                         f"understands ({SCHEMA_VERSION}); upgrade alertd"
                     )
                 for step in range(version, SCHEMA_VERSION):
-                    db.execute(MIGRATIONS[step])  # type: ignore[arg-type]
+                    db.execute(MIGRATIONS[step])
                     db.execute(
                         "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -634,7 +631,7 @@ class PostgresStore:
             if column in cursor:
                 sets.append(f"{column} = %s")
                 args.append(cursor[column])
-        db.execute(f"UPDATE sources SET {', '.join(sets)} WHERE name = %s", (*args, source))  # type: ignore[arg-type]
+        db.execute(f"UPDATE sources SET {', '.join(sets)} WHERE name = %s", (*args, source))
 
     def record_unchanged(
         self, source: str, cursor: dict[str, str | None] | None = None, now: datetime | None = None
@@ -850,7 +847,7 @@ class PostgresStore:
             query += " WHERE status = %s"
             args = (status,)
         with self.transaction() as db:
-            rows = db.execute(query + " ORDER BY name", args).fetchall()  # type: ignore[arg-type]
+            rows = db.execute(query + " ORDER BY name", args).fetchall()
         return [_subscriber(r) for r in rows]
 
     def subscribers_version(self) -> int:
@@ -1026,9 +1023,9 @@ class PostgresStore:
         )
         with self.transaction() as db:
             if client is None:
-                row = db.execute(sql).fetchone()  # type: ignore[arg-type]
+                row = db.execute(sql).fetchone()
             else:
-                row = db.execute(sql + " AND w.client = %s", (client,)).fetchone()  # type: ignore[operator]
+                row = db.execute(sql + " AND w.client = %s", (client,)).fetchone()
         return int(row[0]) if row else 0
 
     def web_rate_count(self, bucket: str, key: str, since: datetime) -> int:
@@ -1086,7 +1083,7 @@ class PostgresStore:
 
     def _web_one(self, where: str, arg: str) -> WebSubscription | None:
         with self.transaction() as db:
-            row = db.execute(_WEB_SELECT + where, (arg,)).fetchone()  # type: ignore[arg-type]
+            row = db.execute(_WEB_SELECT + where, (arg,)).fetchone()
         return _web_row(row) if row else None
 
     def web_get(self, sub_id: str) -> WebSubscription | None:
@@ -1097,7 +1094,7 @@ class PostgresStore:
 
     def web_all(self) -> list[WebSubscription]:
         with self.transaction() as db:
-            rows = db.execute(_WEB_SELECT + " ORDER BY w.created_at, w.id").fetchall()  # type: ignore[operator]
+            rows = db.execute(_WEB_SELECT + " ORDER BY w.created_at, w.id").fetchall()
         return [_web_row(r) for r in rows]
 
     def web_wrong_code(self, sub_id: str) -> int:
