@@ -83,6 +83,8 @@ KIND_CAP: dict[AlertKind, KindCap] = {
     AlertKind.CHEMICAL: KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
     AlertKind.NUCLEAR: KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
     AlertKind.HAZMAT: KindCap("CBRNE", "Immediate", "Severe", "Likely", "Shelter"),
+    AlertKind.NONCONVENTIONAL: KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
+    AlertKind.GENERAL_WARNING: KindCap("Safety", "Immediate", "Severe", "Possible", "Shelter"),
     AlertKind.EARTHQUAKE: KindCap("Geo", "Immediate", "Severe", "Observed", "Shelter"),
     AlertKind.TSUNAMI: KindCap("Geo", "Immediate", "Extreme", "Likely", "Evacuate"),
     AlertKind.ADVISORY: KindCap("Safety", "Expected", "Moderate", "Possible", "Monitor"),

@@ -147,6 +147,20 @@ KINDS: dict[AlertKind, KindWords] = {
         "Infiltration threat over",
         ("Зачиніть двері, залишайтеся в приміщенні.", "Lock the doors, stay indoors."),
     ),
+    AlertKind.NONCONVENTIONAL: _words(
+        "Загроза неконвенційних ракет",
+        "Відбій загрози неконвенційних ракет",
+        "Non-conventional missile threat",
+        "Non-conventional missile threat over",
+        ("Пройдіть в укриття і зачиніть його.", "Go to a shelter and seal it."),
+    ),
+    AlertKind.GENERAL_WARNING: _words(
+        "Загальна загроза",
+        "Відбій загальної загрози",
+        "General threat warning",
+        "General threat warning over",
+        ("Дотримуйтеся вказівок влади.", "Follow official instructions."),
+    ),
     AlertKind.ADVISORY: _words(
         "Попередження", "Попередження скасовано", "Advisory", "Advisory lifted", gender="neuter"
     ),

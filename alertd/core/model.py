@@ -65,6 +65,8 @@ class AlertKind(StrEnum):
     TSUNAMI = "tsunami"
     HAZMAT = "hazmat"
     INFILTRATION = "infiltration"
+    NONCONVENTIONAL = "nonconventional"  # missiles with a non-conventional (chemical) warhead (Oref)
+    GENERAL_WARNING = "general_warning"  # a threat the authority does not name further (Oref "warning")
     ADVISORY = "advisory"
     INFO = "info"
     UNKNOWN = "unknown"

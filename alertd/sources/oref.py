@@ -15,15 +15,24 @@ How a message is classified (:func:`classify`), first rule that applies:
 
 1. a drill (title mentions a drill, live ``cat`` ≥ 100, history ``category`` 15–28)
    → ignored with a warning: a drill must never reach a subscriber as an alert;
-2. an end/leave-shelter message (title "האירוע הסתיים", "ניתן לצאת מהמרחב המוגן",
-   history category 13) → the areas go into ``Snapshot.ended``;
-3. a pre-alert / "stay near the shelter" (title "בדקות הקרובות צפויות להתקבל
-   התרעות באזורך", "…בסמיכות למרחב המוגן", history category 14) → an ``INFO``
-   alert: an early warning, not an air raid;
-4. the threat named in the title (Hebrew or English), because titles are the
+2. not a threat: the memorial-day sirens (title, history ``category`` 5 and 6) → ignored;
+3. an **update** of an alert that goes on — "you may leave the protected space but stay
+   near it" (``ניתן לצאת מהמרחב המוגן אך יש להישאר בקרבתו``) → nothing changes: the
+   alert stays on until its end. Checked before the end phrases, which it contains;
+4. an **end** — "the event has ended" (``האירוע הסתיים``), "you may leave the protected
+   space" (``ניתן לצאת מהמרחב המוגן``), "end of the stay near the protected space"
+   (``סיום שהייה בסמיכות למרחב המוגן``), history category 13 → the areas go into
+   ``Snapshot.ended``. Checked before the pre-alert phrases, which the last one contains;
+5. a **pre-alert** — "alerts are expected in your area in the next minutes"
+   (``בדקות הקרובות צפויות להתקבל התרעות באזורך``), "stay near the protected space"
+   (``…בסמיכות למרחב המוגן``), history category 14 → an ``INFO`` alert;
+6. the threat named in the title (Hebrew or English), because titles are the
    same in every feed while the category numbers are not;
-5. the category table of the feed (:data:`LIVE_CAT_KINDS` or :data:`HISTORY_CATEGORY_KINDS`);
-6. otherwise ``UNKNOWN`` with a warning — an unrecognised alert is still announced.
+7. the category table of the feed (:data:`LIVE_CAT_KINDS` or :data:`HISTORY_CATEGORIES`,
+   the latter the Home Front Command's whole published ``alertCategories`` list);
+8. otherwise, with a title: ``UNKNOWN`` with a warning — an unrecognised alert is still
+   announced; without a title: a warning to operators only (there is nothing to tell
+   residents, and an empty unknown message is more likely a feed fault than a threat).
 
 An end message does not say which threat ended; it clears the area. Since the
 tracker matches ends by (region, kind), an end yields one ``ended`` record per
@@ -54,45 +63,69 @@ class Phase(StrEnum):
     """What a message means for the areas it names."""
 
     ALERT = "alert"
+    UPDATE = "update"  # the alert goes on (leave the shelter, stay near it): nothing changes
     END = "end"
     DRILL = "drill"
+    NOT_A_THREAT = "not_a_threat"  # memorial-day sirens
+    OPERATOR = "operator"  # unknown and untitled: for operators' eyes, not residents'
 
 
-#: Live ``alerts.json`` ``cat`` codes. They follow the ``matrix_id`` column of the
-#: categories table (alert_categories_excerpt.json: missilealert→1, uav→6,
-#: cbrne→4, terrorattack→13, update/flash→10), not the history ``category`` ids.
+#: History ``category`` ids (AlertsHistory.json, GetAlarmsHistory.aspx): the ``id`` column of
+#: the Home Front Command's published ``alertCategories.json``, all 28 entries.
+#: Each maps to what it means; ``None`` as kind means the phase alone says it.
+HISTORY_CATEGORIES: dict[int, tuple[str, Phase, AlertKind | None]] = {
+    1: ("missilealert", Phase.ALERT, AlertKind.MISSILES),
+    2: ("uav", Phase.ALERT, AlertKind.HOSTILE_AIRCRAFT),
+    3: ("nonconventional", Phase.ALERT, AlertKind.NONCONVENTIONAL),
+    4: ("warning", Phase.ALERT, AlertKind.GENERAL_WARNING),
+    5: ("memorialday1", Phase.NOT_A_THREAT, None),
+    6: ("memorialday2", Phase.NOT_A_THREAT, None),
+    7: ("earthquakealert1", Phase.ALERT, AlertKind.EARTHQUAKE),
+    8: ("earthquakealert2", Phase.ALERT, AlertKind.EARTHQUAKE),
+    9: ("cbrne", Phase.ALERT, AlertKind.NUCLEAR),
+    10: ("terrorattack", Phase.ALERT, AlertKind.INFILTRATION),
+    11: ("tsunami", Phase.ALERT, AlertKind.TSUNAMI),
+    12: ("hazmat", Phase.ALERT, AlertKind.HAZMAT),
+    13: ("update", Phase.END, None),  # "the event has ended" (an update that is not an end says so)
+    14: ("flash", Phase.ALERT, AlertKind.INFO),  # pre-alert: alerts expected in the next minutes
+    15: ("missilealertdrill", Phase.DRILL, None),
+    16: ("uavdrill", Phase.DRILL, None),
+    17: ("nonconventionaldrill", Phase.DRILL, None),
+    18: ("warningdrill", Phase.DRILL, None),
+    19: ("memorialdaydrill1", Phase.DRILL, None),
+    20: ("memorialdaydrill2", Phase.DRILL, None),
+    21: ("earthquakedrill1", Phase.DRILL, None),
+    22: ("earthquakedrill2", Phase.DRILL, None),
+    23: ("cbrnedrill", Phase.DRILL, None),
+    24: ("terrorattackdrill", Phase.DRILL, None),
+    25: ("tsunamidrill", Phase.DRILL, None),
+    26: ("hazmatdrill", Phase.DRILL, None),
+    27: ("updatedrill", Phase.DRILL, None),
+    28: ("flashdrill", Phase.DRILL, None),
+}
+
+#: Live ``alerts.json`` ``cat`` codes: the ``matrix_id`` column of the same list, as the
+#: Oref site's own live map reads them (missilealert→1, earthquake→3, cbrne→4, tsunami→5,
+#: uav→6, hazmat→7, update/flash→10, terrorattack→13, drills ≥ 100). Categories whose
+#: matrix id is not published (nonconventional, warning) are known by their titles.
 LIVE_CAT_KINDS: dict[int, AlertKind] = {
-    1: AlertKind.MISSILES,  # missiles and rockets
-    2: AlertKind.HOSTILE_AIRCRAFT,  # seen in some clients as hostile aircraft; harmless alias
+    1: AlertKind.MISSILES,
     3: AlertKind.EARTHQUAKE,
     4: AlertKind.NUCLEAR,  # radiological / CBRNE event
     5: AlertKind.TSUNAMI,
     6: AlertKind.HOSTILE_AIRCRAFT,  # hostile aircraft intrusion (drones)
-    7: AlertKind.HAZMAT,  # hazardous materials
-    10: AlertKind.INFO,  # "update"/"flash": news flash, pre-alert or end — the title decides
-    13: AlertKind.INFILTRATION,  # terrorist infiltration
+    7: AlertKind.HAZMAT,
+    13: AlertKind.INFILTRATION,
 }
-
-#: History ``category`` ids (AlertsHistory.json, GetAlarmsHistory.aspx): the ``id``
-#: column of the categories table (missilealert=1, uav=2, cbrne=9, terrorattack=10,
-#: update=13, flash=14, missilealertdrill=15 …).
-HISTORY_CATEGORY_KINDS: dict[int, AlertKind] = {
-    1: AlertKind.MISSILES,
-    2: AlertKind.HOSTILE_AIRCRAFT,  # "uav"
-    7: AlertKind.EARTHQUAKE,  # earthquake alert, stage 1
-    8: AlertKind.EARTHQUAKE,  # earthquake alert, stage 2
-    9: AlertKind.NUCLEAR,  # cbrne
-    10: AlertKind.INFILTRATION,  # terrorattack
-    11: AlertKind.TSUNAMI,
-    12: AlertKind.HAZMAT,
-    14: AlertKind.INFO,  # "flash": pre-alert, alerts expected in the next minutes
-}
-HISTORY_END_CATEGORY = 13  # "update": the event has ended / you may leave the shelter
-HISTORY_DRILL_CATEGORIES = range(15, 29)
+#: Live ``cat`` 10 is "update"/"flash": pre-alert, update or end — only the title tells which.
+LIVE_TITLE_ONLY_CAT = 10
 LIVE_DRILL_CAT_MIN = 100
 
 #: Threat names as they appear in titles (Hebrew live/history, English extended history).
+#: Non-conventional comes before the plain missile phrase it may contain.
 _TITLE_KINDS: tuple[tuple[str, AlertKind], ...] = (
+    ("ירי בלתי קונבנציונלי", AlertKind.NONCONVENTIONAL),
+    ("בלתי קונבנציונלי", AlertKind.NONCONVENTIONAL),
     ("ירי רקטות וטילים", AlertKind.MISSILES),
     ("חדירת כלי טיס עוין", AlertKind.HOSTILE_AIRCRAFT),
     ("רעידת אדמה", AlertKind.EARTHQUAKE),
@@ -100,6 +133,10 @@ _TITLE_KINDS: tuple[tuple[str, AlertKind], ...] = (
     ("חומרים מסוכנים", AlertKind.HAZMAT),
     ("חדירת מחבלים", AlertKind.INFILTRATION),
     ("אירוע רדיולוגי", AlertKind.NUCLEAR),
+    ("התרעה כללית", AlertKind.GENERAL_WARNING),
+    ("non-conventional", AlertKind.NONCONVENTIONAL),
+    ("nonconventional", AlertKind.NONCONVENTIONAL),
+    ("unconventional", AlertKind.NONCONVENTIONAL),
     ("missile", AlertKind.MISSILES),
     ("rocket", AlertKind.MISSILES),
     ("hostile aircraft", AlertKind.HOSTILE_AIRCRAFT),
@@ -108,13 +145,28 @@ _TITLE_KINDS: tuple[tuple[str, AlertKind], ...] = (
     ("hazardous materials", AlertKind.HAZMAT),
     ("terrorist infiltration", AlertKind.INFILTRATION),
     ("radiological", AlertKind.NUCLEAR),
+    ("general warning", AlertKind.GENERAL_WARNING),
 )
+#: An update of an alert that goes on. Checked before the end phrases: it contains one.
+_UPDATE_PHRASES = (
+    "ניתן לצאת מהמרחב המוגן אך יש להישאר בקרבתו",
+    "ניתן לצאת מהמרחב המוגן אך יש להישאר בקרבת",
+    "אך יש להישאר בקרבתו",
+    "but stay near",
+    "but remain near",
+    "but stay close",
+)
+#: An end. Checked before the pre-alert phrases: "end of the stay near the shelter" contains one.
 _END_PHRASES = (
     "האירוע הסתיים",
     "הארוע הסתיים",  # the spelling seen in AlertsHistory.json
+    "סיום שהייה בסמיכות למרחב המוגן",
+    "סיום השהייה בסמיכות למרחב המוגן",
     "ניתן לצאת מהמרחב המוגן",
     "event has ended",
     "event ended",
+    "end of stay near",
+    "end of the stay near",
     "may leave the protected",
     "can leave the protected",
 )
@@ -127,6 +179,7 @@ _PRE_ALERT_PHRASES = (
     "near a protected space",
 )
 _DRILL_PHRASES = ("תרגיל", "drill")
+_NOT_A_THREAT_PHRASES = ("יום הזיכרון", "יום הזכרון", "צפירת זיכרון", "memorial day", "memorial siren")
 
 #: Every kind this parser can raise; an end message ends each of them in its areas.
 OREF_KINDS: tuple[AlertKind, ...] = (
@@ -137,6 +190,8 @@ OREF_KINDS: tuple[AlertKind, ...] = (
     AlertKind.TSUNAMI,
     AlertKind.HAZMAT,
     AlertKind.INFILTRATION,
+    AlertKind.NONCONVENTIONAL,
+    AlertKind.GENERAL_WARNING,
     AlertKind.INFO,
     AlertKind.UNKNOWN,
 )
@@ -211,21 +266,29 @@ def classify(title: str, code: int | None, *, history: bool) -> tuple[Phase, Ale
     lowered = title.casefold()
     if any(p in lowered for p in _DRILL_PHRASES):
         return Phase.DRILL, None
-    if history:
-        if code in HISTORY_DRILL_CATEGORIES:
-            return Phase.DRILL, None
-    elif code is not None and code >= LIVE_DRILL_CAT_MIN:
+    if code is not None and not history and code >= LIVE_DRILL_CAT_MIN:
         return Phase.DRILL, None
-    if any(p in lowered for p in _END_PHRASES) or (history and code == HISTORY_END_CATEGORY):
-        return Phase.END, None
+    meaning = HISTORY_CATEGORIES.get(code) if history and code is not None else None
+    if meaning is not None and meaning[1] in (Phase.DRILL, Phase.NOT_A_THREAT):
+        return meaning[1], None
+    if any(p in lowered for p in _NOT_A_THREAT_PHRASES):
+        return Phase.NOT_A_THREAT, None
+    for phrases, phase in ((_UPDATE_PHRASES, Phase.UPDATE), (_END_PHRASES, Phase.END)):
+        if any(p in lowered for p in phrases):
+            return phase, None
     if any(p in lowered for p in _PRE_ALERT_PHRASES):
         return Phase.ALERT, AlertKind.INFO
     for phrase, kind in _TITLE_KINDS:
         if phrase in lowered:
             return Phase.ALERT, kind
-    table = HISTORY_CATEGORY_KINDS if history else LIVE_CAT_KINDS
-    if code is not None and code in table:
-        return Phase.ALERT, table[code]
+    if meaning is not None:
+        return meaning[1], meaning[2]
+    if not history and code is not None and code in LIVE_CAT_KINDS:
+        return Phase.ALERT, LIVE_CAT_KINDS[code]
+    if not title.strip():
+        return Phase.OPERATOR, None
+    if not history and code == LIVE_TITLE_ONLY_CAT:
+        return Phase.ALERT, AlertKind.INFO  # a news flash we have no phrase for: informational
     return Phase.ALERT, None
 
 
@@ -294,8 +357,9 @@ def _live(data: dict[str, Any], source: str, where: str | None) -> Snapshot:
 
     phase, kind = classify(title, code, history=False)
     details = " — ".join(p for p in (title, desc) if p)
-    if phase is Phase.DRILL:
-        return Snapshot(source=source, warnings=(f"drill ignored: cat={code} title={title!r}",))
+    quiet = _not_for_residents(phase, f"cat={code} title={title!r} areas={len(areas)}")
+    if quiet is not None:
+        return Snapshot(source=source, warnings=quiet)
     if phase is Phase.END:
         ended = [e for area in areas for e in _ends(area, f"{alert_id}:{area}", None, details)]
         return Snapshot(source=source, ended=tuple(ended))
@@ -315,6 +379,22 @@ def _live(data: dict[str, Any], source: str, where: str | None) -> Snapshot:
         for area in areas
     )
     return Snapshot(source=source, alerts=alerts, warnings=warnings)
+
+
+def _not_for_residents(phase: Phase, what: str) -> tuple[str, ...] | None:
+    """The log lines for a message residents must not hear; None when they must hear it.
+
+    An update changes nothing (the alert goes on until its end) and is not worth a line.
+    """
+    if phase is Phase.DRILL:
+        return (f"drill ignored: {what}",)
+    if phase is Phase.NOT_A_THREAT:
+        return (f"not a threat (memorial siren) ignored: {what}",)
+    if phase is Phase.OPERATOR:
+        return (f"operator warning: message of unknown category without a title, not announced: {what}",)
+    if phase is Phase.UPDATE:
+        return ()
+    return None
 
 
 def _history(records: list[Any], source: str, where: str | None) -> Snapshot:
@@ -341,8 +421,9 @@ def _history(records: list[Any], source: str, where: str | None) -> Snapshot:
         rid = record.get("rid")
         source_id = f"{rid}:{area}" if rid is not None else f"{when.isoformat()}:{area}"
         phase, kind = classify(title, code, history=True)
-        if phase is Phase.DRILL:
-            warnings.append(f"drill ignored: category={code} area={area!r}")
+        quiet = _not_for_residents(phase, f"category={code} title={title!r} area={area!r}")
+        if quiet is not None:
+            warnings.extend(quiet)
             continue
         if phase is Phase.ALERT and kind is None:
             kind = AlertKind.UNKNOWN
