@@ -11,6 +11,7 @@ connection belongs to the event loop's thread.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -39,6 +40,8 @@ __all__ = ["CapReadStore", "cap_routes"]
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 CAP_TYPE = "application/cap+xml; charset=utf-8"
 _IDENT = re.compile(r"^alertd-([0-9a-f]{24})$")
+#: Seconds a rendered index is served before it is rendered again.
+INDEX_TTL = 1.0
 
 
 class CapReadStore(Protocol):
@@ -102,6 +105,7 @@ def cap_routes(
     *,
     started_at: datetime,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> list[Route]:
     """The two CAP routes; ``place_ids(code)`` gives a region's upstream ids (the region registry)."""
     window = timedelta(seconds=cfg.window)
@@ -110,11 +114,22 @@ def cap_routes(
         base = cfg.public_url or str(request.base_url)
         return CapProfile(sender=cfg.sender, base_url=base.rstrip("/"))
 
+    # The index rendered at most once per INDEX_TTL per base URL: however hard aggregators
+    # poll, the store reads and rendering stay off the event loop's critical path (polls and
+    # delivery share that loop; DESIGN §10).
+    rendered: dict[str, tuple[float, bytes, datetime]] = {}
+
     async def index(request: Request) -> Response:
-        events = _feed(store, clock(), window)
-        updated = max((e.observed_at for e in events), default=started_at)
-        body = render_index(events, profile(request), updated=updated)
-        return _respond(request, body, ATOM_TYPE, updated, cfg.max_age)
+        prof = profile(request)
+        hit = rendered.get(prof.base_url)
+        now = monotonic()
+        if hit is None or now - hit[0] >= INDEX_TTL:
+            events = _feed(store, clock(), window)
+            updated = max((e.observed_at for e in events), default=started_at)
+            hit = (now, render_index(events, prof, updated=updated), updated)
+            rendered.clear()  # one base URL in practice; never a growing map
+            rendered[prof.base_url] = hit
+        return _respond(request, hit[1], ATOM_TYPE, hit[2], cfg.max_age)
 
     async def message(request: Request) -> Response:
         ident = request.path_params["identifier"]
