@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from alertd.core.model import Snapshot
-from alertd.core.tracker import SourceDiff, StepResult, TrackerState, one_report_per_key
+from alertd.core.tracker import Note, SourceDiff, StepResult, TrackerState, one_report_per_key
 
 __all__ = ["apply_push"]
 
@@ -33,9 +33,8 @@ def apply_push(state: TrackerState, snapshot: Snapshot, now: datetime) -> StepRe
     src = snapshot.source
     status = state.sources.get(src)
     if status is None or not status.baseline_done:
-        return StepResult(
-            state, [], [f"push before the first good poll of {src}: left to the poll"], frozenset(), False
-        )
+        note = Note("push before the source's first good poll: left to the poll", {"source": src})
+        return StepResult(state, [], [note], frozenset(), False)
     reported, _ends = one_report_per_key(snapshot)  # a pushed end is ignored (see above)
     old_entries = state.entries.get(src, {})
     diff = SourceDiff(state, src, now, frozenset(), announce=True)

@@ -108,10 +108,28 @@ class TrackerState:
 
 
 @dataclass(frozen=True)
+class Note:
+    """Something an operator should see in the log: what happened, and its facts as fields.
+
+    The shell logs it as ``log.info(note.message, **note.fields)``, so the facts stay data
+    (``source``, ``region``…) in JSON logs; ``str(note)`` is the one-line text form.
+    """
+
+    message: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        from alertd.logs import format_fields  # the text renderer operators read; pure
+
+        rendered = format_fields(self.fields)
+        return f"{self.message} {rendered}" if rendered else self.message
+
+
+@dataclass(frozen=True)
 class StepResult:
     state: TrackerState
     events: list[AlertEvent]
-    notes: list[str]  # things an operator should see in the log (baseline, suspicious, …)
+    notes: list[Note]  # things an operator should see in the log (baseline, suspicious, …)
     changed_keys: frozenset[Key]  # active keys whose row changed (for the store)
     source_changed: bool  # whether this source's entries or status changed
     held: bool = False  # a suspicious poll was held: its cursor (ETag…) must not be kept either
@@ -161,9 +179,9 @@ def apply_snapshot(
     reported, explicit_ends = one_report_per_key(snapshot)
 
     if _suspicious_drop(reported, explicit_ends, status, policy):
-        note = (
-            f"suspicious poll held: {src} reported no alerts where it had {status.last_count}; "
-            "state unchanged until it repeats"
+        note = Note(
+            "suspicious poll held: no alerts where there were many; state unchanged until it repeats",
+            {"source": src, "had": status.last_count},
         )
         sources = {**state.sources, src: replace(status, suspect=status.suspect + 1)}
         return StepResult(replace(state, sources=sources), [], [note], frozenset(), True, held=True)
@@ -248,7 +266,7 @@ class SourceDiff:
         self.active = dict(state.active)
         self.recent_ends = dict(state.recent_ends)
         self.events: list[AlertEvent] = []
-        self.notes: list[str] = []
+        self.notes: list[Note] = []
         self.changed: set[Key] = set()
 
     def reported(self, key: Key, alert: ActiveAlert, old: SourceEntry | None) -> None:
@@ -295,8 +313,15 @@ class SourceDiff:
             self.events.append(_state_event(current, EventStatus.STARTED, self.src, self.now))
         else:
             self.notes.append(
-                f"alert already active at first poll, recorded not announced: {alert.kind} "
-                f"{alert.region.code} {alert.region.name()} source={self.src}"
+                Note(
+                    "alert already active at first poll, recorded not announced",
+                    {
+                        "source": self.src,
+                        "kind": alert.kind,
+                        "region": alert.region.code,
+                        "place": alert.region.name(),
+                    },
+                )
             )
 
     def _update(self, key: Key, current: Active, alert: ActiveAlert) -> None:
@@ -357,7 +382,7 @@ def diff_notices(
     baseline: bool,
     now: datetime,
     policy: TrackerPolicy,
-) -> tuple[list[AlertEvent], dict[str, str], list[str]]:
+) -> tuple[list[AlertEvent], dict[str, str], list[Note]]:
     """Events for an item feed's entries, deduplicated by id and by content hash.
 
     ``known`` maps ids already seen to their content hash; ``known_hashes`` are the
@@ -366,7 +391,7 @@ def diff_notices(
     """
     events: list[AlertEvent] = []
     remember: dict[str, str] = {}
-    notes: list[str] = []
+    notes: list[Note] = []
     seen_hashes = set(known_hashes)
     announce = policy.announce_existing or not baseline
     silent = 0
@@ -389,7 +414,12 @@ def diff_notices(
             status = EventStatus.ISSUED
         events.append(notice_event(notice, status, now, digest))
     if silent:
-        notes.append(f"{silent} items already in {source} at its first poll, recorded not announced")
+        notes.append(
+            Note(
+                "items already in the feed at its first poll, recorded not announced",
+                {"source": source, "items": silent},
+            )
+        )
     return events, remember, notes
 
 

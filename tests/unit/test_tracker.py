@@ -110,7 +110,8 @@ def test_suspicious_drop_to_zero_is_held_until_it_repeats():
     many = [alert(c, k) for c in REGIONS for k in KINDS]
     state, _ = run(baseline(), [snap("a", *many)], policy)
     step = apply_snapshot(state, snap("a"), T0, policy)
-    assert step.events == [] and step.notes and "suspicious" in step.notes[0]
+    assert step.events == [] and step.notes and "suspicious" in step.notes[0].message
+    assert step.notes[0].fields == {"source": "a", "had": len(many)}
     assert step.state.entries == state.entries  # nothing moved towards an end
     state, events = run(step.state, [snap("a"), snap("a")], policy)
     assert len([e for e in events if e.status == EventStatus.ENDED]) == len(many)
