@@ -18,12 +18,13 @@ import httpx
 import pytest
 from support.cap_schema import assert_valid_cap
 
-from alertd.config import Settings, load_settings
+from alertd.config import Settings, SourceConfig, load_settings
 from alertd.core.model import EventStatus, Notice
 from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import Upstream
 from alertd.run.app import run_app
-from alertd.sources import cap
+from alertd.run.poll import MessageCache, poll_source
+from alertd.store.base import SourceCursor
 from alertd.store.sqlite import Store
 from alertd.web.server import bind_socket
 
@@ -215,18 +216,17 @@ async def test_cap_feed_is_off_by_default(tmp_path: Path, upstream: Upstream) ->
 
 
 async def read_as_cap_source(client: httpx.AsyncClient, base: str) -> list[Notice]:
-    """What alertd's ``cap`` source reads from the feed: the thin index, then every linked
-    message through the ``cap`` parser (:func:`alertd.sources.cap.parse`). One notice per
-    ``<info>``; the English ones are kept (the Ukrainian ones say the same)."""
-    index = await client.get(f"{base}/cap/alerts.atom")
-    feed = ET.fromstring(index.content)
-    notices: list[Notice] = []
-    for entry in feed.findall(f"{ATOM}entry"):
-        link = next(el.get("href") for el in entry.findall(f"{ATOM}link") if el.get("rel") == "alternate")
-        body = (await client.get(link)).content
-        assert_valid_cap(body)
-        notices += [n for n in cap.parse(body, source="peer", where=link) if n.language == "en"]
-    return notices
+    """One poll of alertd's own ``cap`` source at the feed (:func:`alertd.run.poll.poll_source`):
+    the thin index, then every linked message fetched and parsed as the daemon does. One
+    notice per ``<info>``; the English ones are kept (the Ukrainian ones say the same).
+    Each linked message is validated against the schema too."""
+    cfg = SourceConfig(name="peer", type="cap", url=f"{base}/cap/alerts.atom", timeout=5)
+    result = await poll_source(client, cfg, SourceCursor(name="peer"), REGISTRY, MessageCache())
+    assert isinstance(result.payload, list) and not [s for s in result.skipped if s.warning]
+    for link in ET.fromstring((await client.get(cfg.url or "")).content).iter(f"{ATOM}link"):
+        if link.get("rel") == "alternate":
+            assert_valid_cap((await client.get(link.get("href") or "")).content)
+    return [n for n in result.payload if n.language == "en"]
 
 
 def alerts_from_notices(notices: list[Notice]) -> set[tuple[str, str, datetime, datetime | None]]:
