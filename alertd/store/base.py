@@ -179,11 +179,15 @@ class StateStore(Protocol):
         outbox_for: OutboxRouter | None = None,
         cursor: dict[str, str | None] | None = None,
         now: datetime | None = None,
+        *,
+        polled: bool = True,
     ) -> list[AlertEvent]:
         """Persist a tracker step, its events and their outbox rows in one transaction.
 
         Returns the events that were new: an event id already stored is a replay and
-        produces no outbox rows. Also records the poll as a success (cursor fields given).
+        produces no outbox rows. Also records the poll as a success (cursor fields given),
+        unless ``polled`` is False: a pushed step (alertd.core.push) is not a poll, and must
+        not make a failing source look healthy.
         """
         ...
 

@@ -174,6 +174,33 @@ def test_failures_count_up_and_a_good_poll_clears_them(store):
     assert [c.name for c in store.cursors()] == ["a", "b"]
 
 
+def test_a_pushed_step_starts_alerts_but_is_not_a_good_poll(store):
+    """A push (alertd.core.push) commits its starts with polled=False: a failing source
+    stays failing, so a push can never hide an upstream that stopped answering polls."""
+    from alertd.core.push import apply_push
+
+    t = Timeline(store)
+    t.poll(snap())  # the baseline
+    store.record_failure("a", "HTTP 503", now=T0 + timedelta(seconds=20))
+    step = apply_push(t.state, snap(KYIV), T0 + timedelta(seconds=25))
+    new = store.commit_step("a", step, fan_out, now=T0 + timedelta(seconds=25), polled=False)
+    assert [(e.status, e.region.code) for e in new] == [(EventStatus.STARTED, "UA-30")]
+    cursor = store.cursor("a")
+    assert cursor.consecutive_failures == 1 and cursor.failing_since == T0 + timedelta(seconds=20)
+    assert cursor.last_success == T0
+    assert set(store.load_tracker_state().active) == {("UA-30", AlertKind.AIR_RAID)}
+
+
+def test_events_since_is_the_recent_window_oldest_first(store):
+    t = Timeline(store)
+    t.poll(snap())
+    (start,) = t.poll(snap(KYIV))  # observed at T0 + 10 s
+    (other,) = t.poll(snap(KYIV, KHARKIV))  # T0 + 20 s
+    assert [e.id for e in store.events_since(T0)] == [start.id, other.id]
+    assert [e.id for e in store.events_since(T0 + timedelta(seconds=15))] == [other.id]
+    assert store.events_since(T0 + timedelta(minutes=1)) == []
+
+
 # -- the outbox ----------------------------------------------------------------------------------------------
 def test_claim_marks_sending_and_no_row_is_claimed_twice(store):
     (start,) = started_alert(store, KYIV)
