@@ -15,11 +15,14 @@ from alertd.config import Settings
 from alertd.core.model import AlertEvent
 from alertd.core.regions import RegionRegistry
 from alertd.core.route import Router, subscribers_from, topic_bindings, topic_subscribers
+from alertd.errors import StoreError
 from alertd.logs import SecretFilter, get_logger, setup_logging
 from alertd.run.daemon import Daemon, run_forever
 from alertd.run.dispatch import Dispatcher
 from alertd.run.operators import OperatorNotifier
+from alertd.run.retention import prune_forever
 from alertd.store import OutboxRow, StateStore, open_store
+from alertd.store.runner import StoreHealth, StoreRunner
 from alertd.web.metrics import Metrics
 
 #: Threads of the daemon's own default executor (name lookups of the feeds, operator notices).
@@ -86,10 +89,16 @@ class ProcessHooks:
     """Fans the daemon's hooks out to metrics and to the operators' channels."""
 
     def __init__(
-        self, settings: Settings, store: StateStore, metrics: Metrics, operators: OperatorNotifier
+        self,
+        settings: Settings,
+        store: StateStore,
+        metrics: Metrics,
+        operators: OperatorNotifier,
+        runner: StoreRunner | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.runner = runner or StoreRunner()
         self.metrics = metrics
         self.operators = operators
         self._allowance = {s.name: s.effective_allowance for s in settings.sources}
@@ -105,7 +114,24 @@ class ProcessHooks:
 
     def poll_failed(self, source: str, error: str) -> None:
         self.metrics.poll_failed(source, error)
-        cursor = self.store.cursor(source)
+        self._spawn(self._maybe_down(source, error))
+
+    def store_failing(self, cause: str) -> None:
+        self._spawn(self.operators.store_failing(cause))
+
+    def store_recovered(self, down_seconds: float) -> None:
+        self._spawn(self.operators.store_recovered(down_seconds))
+
+    async def _maybe_down(self, source: str, error: str) -> None:
+        """Tell operators once when a source has failed longer than its allowance (store work
+        on the store thread; a store failure here is already reported by the poll path)."""
+        try:
+            await self._report_down(source, error)
+        except StoreError as exc:
+            log.debug("source-down check skipped", source=source, cause=exc.cause)
+
+    async def _report_down(self, source: str, error: str) -> None:
+        cursor = await self.runner.call(self.store.cursor, source)
         since = cursor.failing_since
         if since is None or cursor.down_reported:
             return
@@ -119,7 +145,7 @@ class ProcessHooks:
                 allowance=f"{allowance:.0f}s",
                 error=error,
             )
-            self.store.set_down_reported(source, True)
+            await self.runner.call(self.store.set_down_reported, source, True)
             self._spawn(self.operators.source_down(source, since, error, allowance))
 
     def recovered(self, source: str, down_seconds: float) -> None:
@@ -154,6 +180,7 @@ async def run_app(
     daemon_pool = ThreadPoolExecutor(max_workers=DAEMON_THREADS, thread_name_prefix="alertd-daemon")
     asyncio.get_running_loop().set_default_executor(daemon_pool)
     store = open_store(settings, daemon=True, init=init)
+    runner = StoreRunner()  # the poll path's (and the dispatcher's) store calls, off the loop
     try:
         started_at = datetime.now(UTC)
         metrics = Metrics(
@@ -174,9 +201,19 @@ async def run_app(
             operators=operators,
             footer_for=selfservice.footer_for if selfservice is not None else None,
         )
-        hooks = ProcessHooks(settings, store, metrics, operators)
+        hooks = ProcessHooks(settings, store, metrics, operators, runner)
+        store_health = StoreHealth(on_outage=hooks.store_failing, on_recovery=hooks.store_recovered)
         router = LiveRouter(settings, registry, store)
-        daemon = Daemon(settings, registry, store, router=router, hooks=hooks, on_commit=dispatcher.wake)
+        daemon = Daemon(
+            settings,
+            registry,
+            store,
+            router=router,
+            hooks=hooks,
+            on_commit=dispatcher.wake,
+            runner=runner,
+            store_health=store_health,
+        )
         if once:
             try:
                 await daemon.poll_all()
@@ -185,7 +222,13 @@ async def run_app(
                 await daemon.aclose()
                 dispatcher.close()
             return 0
-        background: list[Callable[[asyncio.Event], object]] = [dispatcher.run]
+        retention = settings.store
+        background: list[Callable[[asyncio.Event], object]] = [
+            dispatcher.run,
+            lambda stop_event: prune_forever(
+                store, runner, retention.retention, retention.prune_interval, stop_event
+            ),
+        ]
         if settings.http.enabled:
             from alertd.web.server import bind_socket, create_app, serve
 
@@ -197,6 +240,7 @@ async def run_app(
             app = create_app(
                 settings=settings,
                 store=store,
+                store_health=store_health,
                 metrics=metrics,
                 started_at=started_at,
                 redact=SecretFilter(secrets).scrub,
@@ -225,6 +269,7 @@ async def run_app(
                 await selfservice.aclose()
         return 0
     finally:
+        await asyncio.to_thread(runner.close)
         store.close()
 
 

@@ -3,6 +3,13 @@
 This is the imperative shell. Each poll is: fetch+parse (may fail: then nothing
 changes but the source's failure count) → pure tracker step → one store
 transaction (state, events, outbox rows) → log lines → wake delivery.
+
+Every store call runs on the store thread (:class:`alertd.store.runner.StoreRunner`),
+never on the event loop. A store write that fails (disk full, lock held) is a
+condition, not a crash: the step is not applied in memory either (the next poll
+diffs again and mints the same event ids), the source backs off, and
+:class:`~alertd.store.runner.StoreHealth` logs the outage once, tells operators
+and turns ``/healthz`` red until a write succeeds again.
 """
 
 from __future__ import annotations
@@ -27,13 +34,14 @@ from alertd.core.model import AlertEvent, EventStatus, Snapshot
 from alertd.core.push import apply_push
 from alertd.core.regions import RegionRegistry
 from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, shift_clock, unchanged_snapshot
-from alertd.errors import FetchError, ParseError
+from alertd.errors import FetchError, ParseError, StoreError
 from alertd.logs import kv
 from alertd.run.clock import ClockWatch, MonotonicInterval
 from alertd.run.fetch import make_client
 from alertd.run.poll import MessageCache, PollResult, poll_source, refresh_registry, spec_of
 from alertd.sources.spec import FeedShape
-from alertd.store.base import OutboxRouter, StateStore
+from alertd.store.base import OutboxRouter, SourceCursor, StateStore
+from alertd.store.runner import StoreHealth, StoreRunner
 
 log = logging.getLogger("alertd")
 
@@ -104,10 +112,16 @@ class Daemon:
         hooks: Hooks | None = None,
         client: httpx.AsyncClient | None = None,
         on_commit: Callable[[], None] | None = None,
+        runner: StoreRunner | None = None,
+        store_health: StoreHealth | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.store = store
+        self.runner = runner or StoreRunner()
+        self._own_runner = runner is None
+        self.store_health = store_health or StoreHealth()
+        self._store_failures: dict[str, int] = {}  # per source: polls in a row whose store write failed
         self.router = router
         self.hooks = hooks or NoHooks()
         self.on_commit = on_commit or (lambda: None)
@@ -142,6 +156,8 @@ class Daemon:
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._own_runner:
+            await asyncio.to_thread(self.runner.close)
 
     def next_poll_hint(self, name: str) -> float | None:
         return self._not_before.get(name)
@@ -216,18 +232,27 @@ class Daemon:
         land after it and count the pushed alert as one poll missing.
         """
         async with self._lock(cfg.name):
-            events = self._apply_push(cfg, snapshot, received_wall)
+            try:
+                events = await self._apply_push(cfg, snapshot, received_wall)
+            except StoreError as exc:  # the poll that follows tries again
+                self.store_health.failed("poll", exc)
+                events = []
         self.poll_soon(cfg.name)
         return events
 
-    def _apply_push(self, cfg: SourceConfig, snapshot: Snapshot, received_wall: float) -> list[AlertEvent]:
+    async def _apply_push(
+        self, cfg: SourceConfig, snapshot: Snapshot, received_wall: float
+    ) -> list[AlertEvent]:
         now = datetime.now(UTC)
         step = apply_push(self.state, snapshot, now)
         for note in step.notes:
             log.info(note)
         if not step.source_changed:
             return []
-        new_events = self.store.commit_step(cfg.name, step, self.router, now=now, polled=False)
+        new_events = await self.runner.call(
+            self.store.commit_step, cfg.name, step, self.router, now=now, polled=False
+        )
+        self.store_health.recovered("poll")
         self.state = step.state
         for event in new_events:
             log.info(describe_event(event) + " " + kv(via="push"))
@@ -278,23 +303,61 @@ class Daemon:
 
     async def _poll(self, cfg: SourceConfig) -> None:
         await self._refresh(cfg)
-        cursor = self.store.cursor(cfg.name)
+        try:
+            cursor = await self.runner.call(self.store.cursor, cfg.name)
+        except StoreError as exc:
+            self._store_failed(cfg, exc)
+            return
         try:
             result = await poll_source(
                 self.client, cfg, cursor, self.registry, self._messages.setdefault(cfg.name, MessageCache())
             )
         except FetchError as exc:
-            self._failed(cfg, str(exc), exc.retry_after, exc.status)
+            await self._failed(cfg, str(exc), exc.retry_after, exc.status)
             return
         except ParseError as exc:
-            self._failed(cfg, str(exc), None)
+            await self._failed(cfg, str(exc), None)
             return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in a parser must not kill the daemon or flip state
             log.exception("poll crashed " + kv(source=cfg.name, error=type(exc).__name__))
-            self._failed(cfg, f"internal error: {type(exc).__name__}: {exc}", None)
+            await self._failed(cfg, f"internal error: {type(exc).__name__}: {exc}", None)
             return
+        try:
+            new_events = await self._commit(cfg, cursor, result)
+        except StoreError as exc:
+            self._store_failed(cfg, exc)
+            return
+        self._store_failures.pop(cfg.name, None)
+        self.store_health.recovered("poll")
+        log.debug("poll ok " + kv(source=cfg.name, events=len(new_events)))
+        for event in new_events:
+            log.info(describe_event(event))
+        self.hooks.poll_ok(cfg.name, result.received_wall)
+        if new_events:
+            self.hooks.events(new_events, result.received_wall)
+            self.on_commit()
+            if spec_of(cfg).shape is FeedShape.STATE:
+                self._activity(cfg.name)
+
+    def _store_failed(self, cfg: SourceConfig, exc: StoreError) -> None:
+        """The store could not be read or written for this poll: nothing was applied (not even in
+        memory), so the next poll diffs again. Back off like a failing source; StoreHealth logs
+        the outage once and reports it."""
+        failures = self._store_failures[cfg.name] = self._store_failures.get(cfg.name, 0) + 1
+        delay = backoff_delay(
+            failures, base=cfg.interval, cap=poll_backoff_cap(cfg.interval), draw=self._rng.random()
+        )
+        self._not_before[cfg.name] = time.monotonic() + delay
+        self.store_health.failed("poll", exc)
+        log.debug(
+            "poll not recorded "
+            + kv(source=cfg.name, failures=failures, retry_in=f"{delay:.0f}s", cause=exc.cause)
+        )
+
+    async def _commit(self, cfg: SourceConfig, cursor: SourceCursor, result: PollResult) -> list[AlertEvent]:
+        """A good poll's store work (the tracker step, or the item diff), on the store thread."""
         self._not_before.pop(cfg.name, None)
         self._rate_limited.discard(cfg.name)
         self._log_skipped(cfg, result)
@@ -308,7 +371,7 @@ class Daemon:
                 )
             )
         if cursor.down_reported:
-            self.store.set_down_reported(cfg.name, False)
+            await self.runner.call(self.store.set_down_reported, cfg.name, False)
             since = cursor.failing_since or datetime.now(UTC)
             self.hooks.recovered(cfg.name, (datetime.now(UTC) - since).total_seconds())
         now = datetime.now(UTC)
@@ -320,18 +383,24 @@ class Daemon:
             policy = self.policy
             if cfg.effective_end_hold is not None:
                 policy = replace(policy, explicit_end_hold=cfg.effective_end_hold)
-            step = apply_snapshot(self.state, snapshot, now, policy, self._silent_sources(cfg.name, now))
+            silent = await self._silent_sources(cfg.name, now)
+            step = apply_snapshot(self.state, snapshot, now, policy, silent)
             for note in step.notes:
                 log.warning(note) if step.held else log.info(note)
-            new_events = self.store.commit_step(
-                cfg.name, step, self.router, cursor={} if step.held else result.cursor, now=now
+            new_events = await self.runner.call(
+                self.store.commit_step,
+                cfg.name,
+                step,
+                self.router,
+                cursor={} if step.held else result.cursor,
+                now=now,
             )
             self.state = step.state
         elif payload is None:
-            self.store.record_unchanged(cfg.name, result.cursor, now=now)
+            await self.runner.call(self.store.record_unchanged, cfg.name, result.cursor, now=now)
             new_events = []
         else:
-            known, hashes = self.store.known_notices(cfg.name)
+            known, hashes = await self.runner.call(self.store.known_notices, cfg.name)
             events, remember, notes = diff_notices(
                 cfg.name,
                 payload,
@@ -343,18 +412,10 @@ class Daemon:
             )
             for note in notes:
                 log.info(note)
-            new_events = self.store.commit_notices(
-                cfg.name, events, remember, self.router, result.cursor, now=now
+            new_events = await self.runner.call(
+                self.store.commit_notices, cfg.name, events, remember, self.router, result.cursor, now=now
             )
-        log.debug("poll ok " + kv(source=cfg.name, events=len(new_events)))
-        for event in new_events:
-            log.info(describe_event(event))
-        self.hooks.poll_ok(cfg.name, result.received_wall)
-        if new_events:
-            self.hooks.events(new_events, result.received_wall)
-            self.on_commit()
-            if spec_of(cfg).shape is FeedShape.STATE:
-                self._activity(cfg.name)
+        return new_events
 
     def _activity(self, reporter: str) -> None:
         """Another source just reported a change: failing sources retry at their next scheduled poll.
@@ -367,7 +428,7 @@ class Daemon:
             if name != reporter and name not in self._rate_limited:
                 del self._not_before[name]
 
-    def _silent_sources(self, polling: str, now: datetime) -> frozenset[str]:
+    async def _silent_sources(self, polling: str, now: datetime) -> frozenset[str]:
         """Other sources whose reports no longer hold an alert open (see tracker.apply_snapshot):
         those down longer than their allowance, and those no longer in the configuration."""
         configured = {s.name: s for s in self.sources}
@@ -379,17 +440,24 @@ class Daemon:
             if cfg is None:
                 silent.add(name)
                 continue
-            since = self.store.cursor(name).failing_since
+            since = (await self.runner.call(self.store.cursor, name)).failing_since
             if since is not None and (now - since).total_seconds() > cfg.effective_allowance:
                 silent.add(name)
         return frozenset(silent)
 
-    def _failed(
+    async def _failed(
         self, cfg: SourceConfig, error: str, retry_after: float | None, status: int | None = None
     ) -> None:
-        cursor = self.store.record_failure(cfg.name, error)
+        try:
+            failures = (
+                await self.runner.call(self.store.record_failure, cfg.name, error)
+            ).consecutive_failures
+            self.store_health.recovered("poll")
+        except StoreError as exc:  # not recorded: count in memory, back off all the same
+            self.store_health.failed("poll", exc)
+            failures = self._store_failures[cfg.name] = self._store_failures.get(cfg.name, 0) + 1
         delay = backoff_delay(
-            cursor.consecutive_failures,
+            failures,
             base=cfg.interval,
             cap=poll_backoff_cap(cfg.interval),
             draw=self._rng.random(),
@@ -403,7 +471,7 @@ class Daemon:
             "poll failed "
             + kv(
                 source=cfg.name,
-                failures=cursor.consecutive_failures,
+                failures=failures,
                 retry_in=f"{delay:.0f}s",
                 error=error,
             )

@@ -1,7 +1,7 @@
 """Operator notices: alertd telling the people who run it that something needs them (DESIGN §6).
 
-Three things are announced: a source down for longer than its allowance, its
-recovery, and deliveries that were given up on (dead letters, one message per
+Announced: a source down for longer than its allowance, its recovery, the
+state store failing to write and its recovery, and deliveries that were given up on (dead letters, one message per
 event with how many channels failed). They go through Apprise *directly*, not
 through the outbox: the outbox is what may be stuck when these matter.
 
@@ -39,6 +39,12 @@ _TEXT: dict[str, dict[str, str]] = {
         "Alerts from it are not being received. Last error: {error}",
         "up_title": "alertd: source {source} recovered",
         "up_body": "Source {source} is answering again after {minutes} min down.",
+        "store_down_title": "alertd: state store cannot be written",
+        "store_down_body": "alertd cannot write its state store ({cause}). New alerts are not recorded or "
+        "delivered until this is fixed (free disk space, release the lock); alertd retries by itself.",
+        "store_up_title": "alertd: state store writable again",
+        "store_up_body": "The state store is writable again after {minutes} min; alerts are recorded and "
+        "delivered again.",
         "dead_title": "alertd: {count} deliveries failed",
         "dead_body": "{count} channel(s) could not be given the {status} notice for {what} (event {event}); "
         "gave up. Last error: {error}",
@@ -49,6 +55,13 @@ _TEXT: dict[str, dict[str, str]] = {
         "Тривоги з нього не надходять. Остання помилка: {error}",
         "up_title": "alertd: джерело {source} відновилося",
         "up_body": "Джерело {source} знову відповідає після {minutes} хв простою.",
+        "store_down_title": "alertd: не вдається записати стан",
+        "store_down_body": "alertd не може записати сховище стану ({cause}). Нові тривоги не записуються й не "
+        "надсилаються, доки це не виправлено (звільніть місце на диску, зніміть блокування); alertd "
+        "повторює спроби сам.",
+        "store_up_title": "alertd: запис стану відновлено",
+        "store_up_body": "Сховище стану знову доступне для запису після {minutes} хв; тривоги знову "
+        "записуються й надсилаються.",
         "dead_title": "alertd: не доставлено {count} повідомлень",
         "dead_body": "{count} канал(ів) не отримали повідомлення «{status}» про {what} (подія {event}); "
         "доставку припинено. Остання помилка: {error}",
@@ -152,6 +165,24 @@ class OperatorNotifier:
             "success",
             kind="source_recovered",
             subject=source,
+        )
+
+    async def store_failing(self, cause: str) -> bool:
+        """The state store cannot be written (one message per outage)."""
+        return await self.notify(
+            self._text["store_down_title"],
+            self._text["store_down_body"].format(cause=cause[:200]),
+            "failure",
+            kind="store_failing",
+        )
+
+    async def store_recovered(self, down_seconds: float) -> bool:
+        """The state store is writable again (one message per recovery)."""
+        return await self.notify(
+            self._text["store_up_title"],
+            self._text["store_up_body"].format(minutes=max(0, int(down_seconds // 60))),
+            "success",
+            kind="store_recovered",
         )
 
     async def dead_letters(self, event: AlertEvent, count: int, error: str) -> bool:

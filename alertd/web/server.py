@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -50,6 +50,12 @@ log = get_logger(__name__)
 DEFAULT_MAX_OUTBOX_LAG = 300.0
 
 
+class StoreHealthView(Protocol):
+    """What ``/healthz`` reads of :class:`alertd.store.runner.StoreHealth`."""
+
+    def problem(self) -> Mapping[str, Any] | None: ...
+
+
 class HealthStore(Protocol):
     """What ``/healthz`` reads from the store (every :class:`alertd.store.base.StateStore` has both)."""
 
@@ -66,6 +72,7 @@ def health(
     *,
     max_outbox_lag: float = DEFAULT_MAX_OUTBOX_LAG,
     redact: Callable[[str], str] | None = None,
+    store_problem: Mapping[str, Any] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Decide whether alertd is healthy; returns ``(ok, body)`` for ``/healthz``.
 
@@ -81,6 +88,10 @@ def health(
 
     ``redact`` (e.g. :meth:`alertd.logs.SecretFilter.scrub`) is applied to the
     upstream error texts the body repeats.
+
+    ``store_problem`` (:meth:`alertd.store.runner.StoreHealth.problem`): the store
+    cannot be written right now. That is unhealthy at once, whatever the sources
+    say: nothing new is recorded or delivered until it is writable again.
     """
     by_name = {c.name: c for c in cursors}
     scrub = redact or (lambda text: text)
@@ -127,7 +138,7 @@ def health(
     if not outbox_ok:
         outbox["reason"] = f"oldest undelivered notice waits for {lag:.0f}s (limit {max_outbox_lag:g}s)"
 
-    ok = not failing and outbox_ok
+    ok = not failing and outbox_ok and store_problem is None
     body: dict[str, Any] = {
         "status": "ok" if ok else "failing",
         "checked_at": iso_utc(now),
@@ -135,6 +146,7 @@ def health(
         "failing": failing,
         "sources": report,
         "outbox": outbox,
+        "store": {"ok": True} if store_problem is None else dict(store_problem),
     }
     return ok, body
 
@@ -143,6 +155,7 @@ def create_app(
     *,
     settings: Settings,
     store: HealthStore | None = None,
+    store_health: StoreHealthView | None = None,
     metrics: Metrics | None = None,
     health_check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     routes: Sequence[BaseRoute] = (),
@@ -156,7 +169,8 @@ def create_app(
 
     ``/healthz`` uses ``health_check`` when given, else :func:`health` over
     ``store`` and ``settings.sources``. ``started_at`` is the process start (the
-    sources' start-up grace counts from it; default: now).
+    sources' start-up grace counts from it; default: now). ``store_health``: the
+    writers' view of the store (a failed write makes ``/healthz`` 503 at once).
     """
     if health_check is None and store is None:
         raise ValueError("create_app needs a store or a health_check")
@@ -172,6 +186,7 @@ def create_app(
             started,
             max_outbox_lag=max_outbox_lag,
             redact=redact,
+            store_problem=store_health.problem() if store_health is not None else None,
         )
 
     check = health_check or default_check
@@ -182,6 +197,9 @@ def create_app(
         except Exception as exc:  # the state file locked or gone: that is unhealthy, not a 500
             log.warning("healthz check failed", error=f"{type(exc).__name__}: {exc}")
             ok, body = False, {"status": "failing", "error": f"health check failed: {type(exc).__name__}"}
+            problem = store_health.problem() if store_health is not None else None
+            if problem is not None:
+                body["store"] = problem
         return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
     async def metrics_endpoint(request: Request) -> Response:
