@@ -507,7 +507,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings, registry = _load(args)
     bindings = topic_bindings(settings, registry)
     if args.place is None:
-        records = []
+        records: list[dict[str, Any]] = []
         for topic in settings.topics:
             mine = [b for b in bindings if b.topic == topic.name]
             records.append(
@@ -537,7 +537,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     region = registry.get(code)
     assert region is not None
-    found = [
+    found: list[dict[str, Any]] = [
         {
             "topic": b.topic,
             "place": b.place,
@@ -562,7 +562,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return EXIT_OK if found else EXIT_FAILURE
 
 
-def _names(registry, code: str) -> dict[str, str]:
+def _names(registry: RegionRegistry, code: str) -> dict[str, str]:
     place = registry.get(code)
     return {"uk": place.name("uk"), "en": place.name("en")} if place is not None else {"uk": code, "en": code}
 
