@@ -19,9 +19,11 @@ The parser is pure: no I/O, no clock, no logging.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
+import unicodedata
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -31,7 +33,7 @@ import feedparser
 from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
 from alertd.sources._common import check_size, load_xml, parse_time
-from alertd.sources.spec import FeedShape, ItemBatch, ParseInput, SourceSpec
+from alertd.sources.spec import FeedShape, ItemBatch, ParseInput, SkippedItem, SourceSpec
 
 try:  # pycountry is optional: without it only the FIPS table and host names give countries
     import pycountry
@@ -62,28 +64,40 @@ LEVEL_SEVERITY: dict[int, Severity] = {
     1: Severity.MINOR,  # Exercise Normal Precautions
 }
 
-#: FIPS 10-4 country tag (State Department ``Country-Tag``) → ISO 3166-1 alpha-2.
-#: Only codes that appear in the feed; an unknown tag falls back to the country name.
-FIPS_TO_ISO: dict[str, str] = {
-    "AF": "AF", "AL": "AL", "AG": "DZ", "AO": "AO", "AR": "AR", "AM": "AM", "AS": "AU",
-    "AU": "AT", "AJ": "AZ", "BA": "BH", "BG": "BD", "BO": "BY", "BE": "BE", "BH": "BZ",
-    "BK": "BA", "BL": "BO", "BR": "BR", "BU": "BG", "BM": "MM", "CB": "KH", "CM": "CM",
-    "CA": "CA", "CT": "CF", "CD": "TD", "CI": "CL", "CH": "CN", "CO": "CO", "CG": "CD",
-    "CF": "CG", "CS": "CR", "HR": "HR", "CU": "CU", "CY": "CY", "EZ": "CZ", "DA": "DK",
-    "EC": "EC", "EG": "EG", "ES": "SV", "EN": "EE", "ET": "ET", "FI": "FI", "FR": "FR",
-    "GG": "GE", "GM": "DE", "GH": "GH", "GR": "GR", "GT": "GT", "GZ": "PS", "HA": "HT",
-    "HO": "HN", "HK": "HK", "HU": "HU", "IN": "IN", "ID": "ID", "IR": "IR", "IZ": "IQ",
-    "EI": "IE", "IS": "IL", "IT": "IT", "JA": "JP", "JO": "JO", "KZ": "KZ", "KE": "KE",
-    "KN": "KP", "KS": "KR", "KV": "XK", "KU": "KW", "KG": "KG", "LA": "LA", "LG": "LV",
-    "LE": "LB", "LY": "LY", "LH": "LT", "LO": "SK", "MK": "MK", "MY": "MY", "ML": "ML",
-    "MV": "MV", "MX": "MX", "MD": "MD", "MG": "MN", "MJ": "ME", "MO": "MA", "MZ": "MZ",
-    "NP": "NP", "NL": "NL", "NU": "NI", "NG": "NE", "NI": "NG", "NO": "NO", "MU": "OM",
-    "PK": "PK", "PM": "PA", "PE": "PE", "RP": "PH", "PL": "PL", "PO": "PT", "QA": "QA",
-    "RO": "RO", "RS": "RU", "RI": "RS", "SA": "SA", "SI": "SI", "SO": "SO", "SF": "ZA",
-    "OD": "SS", "SP": "ES", "CE": "LK", "SU": "SD", "SW": "SE", "SZ": "CH", "SY": "SY",
-    "TW": "TW", "TI": "TJ", "TH": "TH", "TS": "TN", "TU": "TR", "TX": "TM", "UG": "UG",
-    "UP": "UA", "AE": "AE", "UK": "GB", "US": "US", "UY": "UY", "UZ": "UZ", "VE": "VE",
-    "VM": "VN", "WE": "PS", "YM": "YE", "ZA": "ZM", "ZI": "ZW",
+#: State Department ``Country-Tag`` → ISO 3166-1 alpha-2: every tag of the published
+#: TAsTWs.xml (211 items, October 2025), plus the FIPS 10-4 codes earlier feeds used
+#: (GZ, WE, IS, HK, US, SZ). The tags are FIPS 10-4 where FIPS has a code and the
+#: Department's own otherwise (A1 Caribbean Netherlands, A2 French Guiana, A3 French West
+#: Indies; SR for Switzerland): never read a tag as ISO. None: the tag covers several
+#: ISO countries (A3: Guadeloupe, Martinique, St Martin, St Barthélemy), so no one code.
+FIPS_TO_ISO: dict[str, str | None] = {
+    "A1": "BQ", "A2": "GF", "A3": None, "AA": "AW", "AC": "AG", "AE": "AE", "AF": "AF", "AG": "DZ",
+    "AJ": "AZ", "AL": "AL", "AM": "AM", "AN": "AD", "AO": "AO", "AR": "AR", "AS": "AU", "AU": "AT",
+    "AV": "AI", "AY": "AQ", "BA": "BH", "BB": "BB", "BC": "BW", "BD": "BM", "BE": "BE", "BF": "BS",
+    "BG": "BD", "BH": "BZ", "BK": "BA", "BL": "BO", "BM": "MM", "BN": "BJ", "BO": "BY", "BP": "SB",
+    "BR": "BR", "BT": "BT", "BU": "BG", "BX": "BN", "BY": "BI", "CA": "CA", "CB": "KH", "CD": "TD",
+    "CE": "LK", "CF": "CG", "CG": "CD", "CH": "CN", "CI": "CL", "CJ": "KY", "CM": "CM", "CN": "KM",
+    "CO": "CO", "CS": "CR", "CT": "CF", "CU": "CU", "CV": "CV", "CY": "CY", "DA": "DK", "DJ": "DJ",
+    "DO": "DM", "DR": "DO", "EC": "EC", "EG": "EG", "EI": "IE", "EK": "GQ", "EN": "EE", "ER": "ER",
+    "ES": "SV", "ET": "ET", "EZ": "CZ", "FI": "FI", "FJ": "FJ", "FM": "FM", "FP": "PF", "FR": "FR",
+    "GA": "GM", "GB": "GA", "GG": "GE", "GH": "GH", "GJ": "GD", "GL": "GL", "GM": "DE", "GR": "GR",
+    "GT": "GT", "GV": "GN", "GW": "GW", "GY": "GY", "GZ": "PS", "HA": "HT", "HK": "HK", "HO": "HN",
+    "HR": "HR", "HU": "HU", "IC": "IS", "ID": "ID", "IN": "IN", "IR": "IR", "IS": "IL", "IT": "IT",
+    "IV": "CI", "IZ": "IQ", "JA": "JP", "JM": "JM", "JO": "JO", "KE": "KE", "KG": "KG", "KN": "KP",
+    "KR": "KI", "KS": "KR", "KU": "KW", "KV": "XK", "KZ": "KZ", "LA": "LA", "LE": "LB", "LG": "LV",
+    "LH": "LT", "LI": "LR", "LO": "SK", "LS": "LI", "LT": "LS", "LU": "LU", "LY": "LY", "MA": "MG",
+    "MD": "MD", "MG": "MN", "MH": "MS", "MI": "MW", "MJ": "ME", "MK": "MK", "ML": "ML", "MO": "MA",
+    "MP": "MU", "MR": "MR", "MT": "MT", "MU": "OM", "MV": "MV", "MX": "MX", "MY": "MY", "MZ": "MZ",
+    "NC": "NC", "NG": "NE", "NH": "VU", "NI": "NG", "NL": "NL", "NN": "SX", "NO": "NO", "NP": "NP",
+    "NR": "NR", "NS": "SR", "NU": "NI", "NZ": "NZ", "OD": "SS", "PA": "PY", "PE": "PE", "PK": "PK",
+    "PL": "PL", "PM": "PA", "PO": "PT", "PP": "PG", "PS": "PW", "QA": "QA", "RI": "RS", "RM": "MH",
+    "RO": "RO", "RP": "PH", "RS": "RU", "RW": "RW", "SA": "SA", "SC": "KN", "SE": "SC", "SF": "ZA",
+    "SG": "SN", "SI": "SI", "SL": "SL", "SN": "SG", "SO": "SO", "SP": "ES", "SR": "CH", "ST": "LC",
+    "SU": "SD", "SW": "SE", "SY": "SY", "SZ": "CH", "TD": "TT", "TH": "TH", "TI": "TJ", "TK": "TC",
+    "TN": "TO", "TO": "TG", "TP": "ST", "TS": "TN", "TT": "TL", "TU": "TR", "TV": "TV", "TW": "TW",
+    "TX": "TM", "TZ": "TZ", "UC": "CW", "UG": "UG", "UK": "GB", "UP": "UA", "US": "US", "UV": "BF",
+    "UY": "UY", "UZ": "UZ", "VC": "VC", "VE": "VE", "VI": "VG", "VM": "VN", "WA": "NA", "WE": "PS",
+    "WS": "WS", "WZ": "SZ", "YM": "YE", "ZA": "ZM", "ZI": "ZW",
 }  # fmt: skip
 
 #: US embassy host labels that are not the ISO code of the country.
@@ -94,18 +108,20 @@ _LEVEL = re.compile(r"^\s*Level\s+(?P<level>[1-4])\b", re.IGNORECASE)
 _DATE_ONLY_FORMATS = ("%a, %d %b %Y", "%d %b %Y", "%Y-%m-%d")
 
 
-def parse(
-    body: bytes,
-    *,
-    source: str,
-    where: str | None = None,
-) -> list[Notice]:
+def parse(body: bytes, *, source: str, where: str | None = None) -> list[Notice]:
     """Turn an RSS 2.0 or Atom body into notices, or raise :class:`ParseError`.
 
     An empty list means the feed itself said "no items" (a valid channel with
     none); anything that is not a readable RSS/Atom document is an error, so a
-    broken proxy page can never look like "no news".
+    broken proxy page can never look like "no news". Items refused one by one
+    (see :func:`parse_feed`) are left out.
     """
+    return list(parse_feed(body, source=source, where=where).notices)
+
+
+def parse_feed(body: bytes, *, source: str, where: str | None = None) -> ItemBatch:
+    """The feed's notices, and the items refused alone: one with neither title nor description
+    has nothing to tell a reader and is never sent as a blank advisory (a warning instead)."""
     check_size(body, source, where)
     root = load_xml(body, source, where)  # refuses DTDs, entities, external refs, malformed XML
     if root.tag not in _FEED_ROOTS:
@@ -120,21 +136,33 @@ def parse(
         raise ParseError(source, "not an RSS or Atom feed", where)
     feed = parsed.get("feed", {})
     host_country = _embassy_country(feed)
-    return [_notice(entry, source, host_country) for entry in parsed.get("entries", [])]
+    notices: list[Notice] = []
+    skipped: list[SkippedItem] = []
+    for position, entry in enumerate(parsed.get("entries", [])):
+        notice = _notice(entry, source, host_country)
+        if notice is None:
+            key = (entry.get("id") or "").strip() or entry.get("link") or f"item {position}"
+            reason = f"item {position} ({key}) has neither title nor description: refused"
+            skipped.append(SkippedItem(key, reason, warning=True))
+        else:
+            notices.append(notice)
+    return ItemBatch(notices=tuple(notices), skipped=tuple(skipped))
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _notice(entry: Any, source: str, host_country: str | None) -> Notice:
+def _notice(entry: Any, source: str, host_country: str | None) -> Notice | None:
+    """One item as a notice; None when it has neither title nor description."""
     title = _plain(entry.get("title", ""), limit=500)
     link = entry.get("link") or None
-    entry_id = (entry.get("id") or "").strip() or link or _hash_id(title, link)
-
     content = entry.get("content") or []
     html = content[0].get("value", "") if content else ""
     summary = _plain(html or entry.get("summary", ""), limit=SUMMARY_MAX)
+    if not title and not summary:
+        return None
+    entry_id = (entry.get("id") or "").strip() or link or _hash_id(title or summary, link)
 
     published = _entry_time(entry, "published")
     updated = _entry_time(entry, "updated") or published
@@ -167,7 +195,7 @@ def _notice(entry: Any, source: str, host_country: str | None) -> Notice:
     return Notice(
         source=source,
         id=entry_id,
-        title=title or (link or entry_id),
+        title=title or clip(summary, 120),  # no title: the description's start, never a link or hash
         summary=summary,
         url=link,
         published_at=published,
@@ -225,14 +253,52 @@ def _embassy_country(feed: Any) -> str | None:
 
 
 def _lookup_country(name: str) -> str | None:
-    """Exact (case-insensitive) country-name lookup; never fuzzy, a wrong country is worse than none."""
+    """Exact country-name lookup, blind to case, accents and punctuation; never fuzzy.
+
+    "São Tomé and Príncipe", "Sao Tome and Principe" and "Cote d Ivoire" find their
+    country; a near miss finds nothing, because a wrong country is worse than none.
+    """
     name = name.strip()
     if pycountry is None or not name or len(name) < 4:  # skip bare codes like "UK", "USA"
         return None
     try:
-        return pycountry.countries.lookup(name).alpha_2
+        return str(pycountry.countries.lookup(name).alpha_2)
     except LookupError:
-        return None
+        pass
+    folded = _fold(name)
+    names = _folded_names()
+    return names.get(folded) or names.get(folded.removeprefix("the")) or _NAME_ALIASES.get(folded)
+
+
+#: English names publishers use that ISO 3166 (and so pycountry) spells otherwise, folded.
+_NAME_ALIASES: dict[str, str] = {
+    "macau": "MO", "burma": "MM", "burmamyanmar": "MM", "turkey": "TR", "ivorycoast": "CI",
+    "swaziland": "SZ", "easttimor": "TL", "capeverde": "CV", "czechrepublic": "CZ",
+    "northkorea": "KP", "southkorea": "KR", "laos": "LA", "russia": "RU", "syria": "SY",
+    "iran": "IR", "vietnam": "VN", "moldova": "MD", "tanzania": "TZ", "bolivia": "BO",
+    "venezuela": "VE", "taiwan": "TW", "brunei": "BN", "micronesia": "FM", "kosovo": "XK",
+    "palestine": "PS", "vaticancity": "VA", "holysee": "VA", "northmacedonia": "MK",
+}  # fmt: skip
+
+
+def _fold(text: str) -> str:
+    """Lower case, accents dropped, only letters and digits: "Côte d'Ivoire" → "cotedivoire"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c))
+
+
+@functools.cache
+def _folded_names() -> dict[str, str]:
+    """Folded country name (name, official and common) → ISO alpha-2, built once from pycountry."""
+    out: dict[str, str] = {}
+    if pycountry is None:
+        return out
+    for country in pycountry.countries:
+        for attr in ("name", "official_name", "common_name"):
+            value = getattr(country, attr, None)
+            if value:
+                out.setdefault(_fold(value), country.alpha_2)
+    return out
 
 
 def _country_name(iso: str) -> str | None:
@@ -295,7 +361,7 @@ def _plain(html: str, *, limit: int) -> str:
 
 
 def _parse_payload(payload: ParseInput) -> ItemBatch:
-    return ItemBatch(notices=tuple(parse(payload.body, source=payload.source, where=payload.where)))
+    return parse_feed(payload.body, source=payload.source, where=payload.where)
 
 
 SPEC = SourceSpec(
