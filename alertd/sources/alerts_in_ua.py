@@ -256,6 +256,12 @@ def _one_alert(
     region, warning = registry.resolve(KIND, uid, name=title, level=level, oblast_hint=oblast_hint)
     if warning:
         warnings.append(warning)
+    else:
+        mismatch = _place_mismatch(region, title, loc_type)
+        if mismatch:
+            warnings.append(
+                f"{pre}: location_uid {uid} is {region.name_uk!r} ({region.code}) {mismatch}; placed by uid"
+            )
     source_id = str(raw_id) if raw_id is not None else f"{uid}:{alert_type}:{started_at.isoformat()}"
     return ActiveAlert(
         source_id=source_id,
@@ -265,6 +271,28 @@ def _one_alert(
         ended_at=ended_at,
         details=notes,
     )
+
+
+def _place_name(text: str) -> str:
+    """A place name compared loosely: case, apostrophe variants, "м." and spacing do not count."""
+    text = text.casefold().replace("ʼ", "'").replace("’", "'").replace("`", "'")
+    text = text.removeprefix("м.").strip()
+    return " ".join(text.split())
+
+
+def _place_mismatch(region: Region, title: str, loc_type: str | None) -> str | None:
+    """How the alert's own title/type disagree with the place its uid names, if they do.
+
+    The uid is what the API keys on, so it keeps deciding the place; a disagreement is
+    worth a warning because it means the registry or the upstream changed a mapping.
+    """
+    said, known = _place_name(title), _place_name(region.name_uk)
+    # one may abbreviate the other ("м. Нікополь та Нікопольська …" / "Нікопольська …")
+    if said and said not in known and known not in said:
+        return f"but location_title says {title!r}"
+    if loc_type == "oblast" and region.level is not RegionLevel.OBLAST:
+        return f"a {region.level}, but location_type says oblast"
+    return None
 
 
 def _iot_string(data: Any, source: str, where: str | None) -> str:

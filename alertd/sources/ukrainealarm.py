@@ -170,8 +170,11 @@ def _region_alerts(
     region_id = _region_id(entry.get("regionId"), f"{pre}.regionId", source, where)
     name = _optional_str(entry.get("regionName"), f"{pre}.regionName", source, where) or ""
     _optional_str(entry.get("regionEngName"), f"{pre}.regionEngName", source, where)
-    if entry.get("lastUpdate") is not None:
-        parse_time(entry["lastUpdate"], f"{pre}.lastUpdate", source, where)
+    region_update = (
+        None
+        if entry.get("lastUpdate") is None
+        else parse_time(entry["lastUpdate"], f"{pre}.lastUpdate", source, where)
+    )
     level = _level(entry.get("regionType"), f"{pre}.regionType", source, where, warnings)
     region = _resolve(registry, region_id, name, level, warnings)
 
@@ -186,10 +189,7 @@ def _region_alerts(
         if raw.get("type") is None:
             raise ParseError(source, f"field '{apre}.type' is missing", where)
         type_name, kind = _kind(raw["type"], f"{apre}.type", source, where, warnings)
-        started_raw = raw.get("createdAt") if raw.get("createdAt") is not None else raw.get("lastUpdate")
-        if started_raw is None:
-            raise ParseError(source, f"field '{apre}.createdAt' / '{apre}.lastUpdate' is missing", where)
-        started_at = parse_time(started_raw, f"{apre}.createdAt", source, where)
+        started_at = _alert_start(raw, apre, region_update, source, where)
         alert_region = region
         alert_region_id = region_id
         if raw.get("regionId") is not None:
@@ -208,6 +208,30 @@ def _region_alerts(
     return region, alerts
 
 
+def _alert_start(
+    raw: dict[str, Any], pre: str, region_update: datetime | None, source: str, where: str | None
+) -> datetime | None:
+    """When an alert started, as well as the payload says: ``createdAt``, else the alert's
+    ``lastUpdate`` (set when it was raised), else its region's ``lastUpdate``, else unknown
+    (None: the tracker takes the poll time). The spec marks all of them optional, so a missing
+    one is no reason to refuse the snapshot; a present one that is not a time still is.
+    """
+    for field in ("createdAt", "lastUpdate"):
+        if raw.get(field) is not None:
+            return parse_time(raw[field], f"{pre}.{field}", source, where)
+    return region_update
+
+
+def _named(exc: ParseError, entry: Any, index: int, source: str, where: str | None) -> ParseError:
+    """The same error, naming the entry (index, regionId, regionName) so the log shows which one."""
+    if isinstance(entry, dict):
+        rid, name = entry.get("regionId"), entry.get("regionName")
+        label = f"entry [{index}] (regionId {rid!r}" + (f", {name}" if isinstance(name, str) else "") + ")"
+    else:
+        label = f"entry [{index}]"
+    return ParseError(source, f"{label} is malformed: {exc.reason}", where)
+
+
 def _region_list(
     data: Any, *, source: str, registry: RegionRegistry, where: str | None, headers: Mapping[str, str] | None
 ) -> Snapshot:
@@ -216,9 +240,13 @@ def _region_list(
     warnings: list[str] = []
     seen: dict[str, ActiveAlert] = {}
     for i, entry in enumerate(data):
-        _, alerts = _region_alerts(
-            entry, f"[{i}]", source=source, registry=registry, where=where, warnings=warnings
-        )
+        # A malformed entry fails the whole poll: dropping it would end its alerts falsely.
+        try:
+            _, alerts = _region_alerts(
+                entry, f"[{i}]", source=source, registry=registry, where=where, warnings=warnings
+            )
+        except ParseError as exc:
+            raise _named(exc, entry, i, source, where) from None
         for alert in alerts:
             # The same (region, type) may be listed under a region and under its parent: keep one.
             seen.setdefault(alert.source_id, alert)

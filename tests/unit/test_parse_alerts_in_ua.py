@@ -370,3 +370,35 @@ def test_alert_list_without_meta_is_still_a_complete_list(registry: RegionRegist
     assert snap.alerts == () and snap.as_of is None
     snap = aiu.parse(b'{"alerts": [], "meta": {}}', source="aiu", registry=registry)
     assert snap.alerts == () and snap.as_of is None
+
+
+def _with(index: int, **fields: Any) -> bytes:
+    data = json.loads(fixture("active_two_alerts_ralertsinua_test.json"))
+    data["alerts"][index].update(fields)
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def test_uid_and_title_that_disagree_warn_and_the_uid_places_it(registry: RegionRegistry) -> None:
+    snap = aiu.parse_active(_with(0, location_title="Харківська область"), source="aiu", registry=registry)
+    assert snap.alerts[0].region.code == "UA-09"  # uid 16 is Luhansk oblast, whatever the title says
+    [warning] = snap.warnings
+    assert "location_uid 16" in warning and "Харківська область" in warning and "placed by uid" in warning
+
+
+def test_uid_and_type_that_disagree_warn(registry: RegionRegistry) -> None:
+    snap = aiu.parse_active(
+        _with(1, location_type="oblast", location_title="Нікопольська територіальна громада"),
+        source="aiu",
+        registry=registry,
+    )
+    assert any("location_type says oblast" in w for w in snap.warnings)
+
+
+def test_agreeing_uid_and_title_do_not_warn_even_abbreviated(registry: RegionRegistry) -> None:
+    # uid 351's registry name is "м. Нікополь та Нікопольська територіальна громада"
+    assert (
+        aiu.parse_active(
+            fixture("active_two_alerts_ralertsinua_test.json"), source="aiu", registry=registry
+        ).warnings
+        == ()
+    )

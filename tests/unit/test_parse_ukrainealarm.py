@@ -329,8 +329,7 @@ def test_error_object(registry: RegionRegistry) -> None:
         (body(region([alert()], lastUpdate="now")), r"\[0\]\.lastUpdate"),
         (body(region([alert(type=...)])), r"activeAlerts\[0\]\.type' is missing"),
         (body(region([alert(type=["AIR"])])), r"activeAlerts\[0\]\.type"),
-        (body(region([alert(lastUpdate=...)])), r"activeAlerts\[0\]\.createdAt"),
-        (body(region([alert(lastUpdate="garbage")])), r"activeAlerts\[0\]\.createdAt"),
+        (body(region([alert(lastUpdate="garbage")])), r"activeAlerts\[0\]\.lastUpdate"),
         (body(region([alert(regionId={"id": 1})])), r"activeAlerts\[0\]\.regionId"),
         (body(region(["AIR"])), r"activeAlerts\[0\]"),
         (body("31"), r"\[0\]"),
@@ -391,3 +390,30 @@ def test_region_history_refused(registry: RegionRegistry, change: dict[str, Any]
     data[0]["alarms"][1].update(change)
     with pytest.raises(ParseError, match=match):
         ua.parse_region_history(json.dumps(data).encode(), source=SOURCE, registry=registry)
+
+
+# --------------------------------------------------------------------------- lenient where the spec is
+
+
+def test_optional_times_fall_back_instead_of_refusing(registry: RegionRegistry) -> None:
+    """``lastUpdate`` is optional in the OpenAPI spec: no alert time → the region's, no region time → None."""
+    with_region_time = ua.parse_alerts(
+        body(region([alert(lastUpdate=...)], lastUpdate="2024-05-06T09:00:00Z")),
+        source=SOURCE,
+        registry=registry,
+    )
+    assert [a.started_at for a in with_region_time.alerts] == [utc(2024, 5, 6, 9, 0)]
+    without_any = ua.parse_alerts(
+        body(region([alert(lastUpdate=...)], lastUpdate=...)), source=SOURCE, registry=registry
+    )
+    [alert_] = without_any.alerts
+    assert alert_.started_at is None and alert_.kind is AlertKind.AIR_RAID  # poll time, not a refusal
+
+
+def test_a_malformed_entry_fails_the_poll_and_the_error_names_it(registry: RegionRegistry) -> None:
+    good = region([alert()], regionId="31", regionName="м. Київ")
+    bad = region([alert(type=["AIR"])], regionId="14", regionName="Київська область")
+    with pytest.raises(ParseError) as info:
+        ua.parse_alerts(body(good, bad), source=SOURCE, registry=registry)
+    assert "entry [1] (regionId '14', Київська область) is malformed" in info.value.reason
+    assert "activeAlerts[0].type" in info.value.reason
