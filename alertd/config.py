@@ -772,6 +772,7 @@ def load_settings(
 
     # Not prefixed with the file: these come from the environment, not from it.
     problems = _unknown_env_problems(environ)
+    kept: dict[str, list[int]] | None = None  # set when checking what was left of an invalid file
     cls = _bound_settings_class(path, environ)
     try:
         settings: Settings = cls(**overrides)
@@ -785,20 +786,105 @@ def load_settings(
         # e.g. ALERTD_SOURCES holding invalid JSON; the message names the field, not the value.
         raise ConfigError([*problems, where + _settings_error_text(exc)], shown) from None
     except ValidationError as exc:
-        raise ConfigError([*problems, *(where + line for line in _validation_lines(exc))], shown) from None
+        problems += [where + line for line in _validation_lines(exc)]
+        # Keep going on what is valid, so one run reports every problem it can find
+        # (an unknown key AND an unknown region), not one stage at a time.
+        recovered = _without_invalid(path, overrides, exc)
+        if recovered is None:
+            raise ConfigError(problems, shown) from None
+        settings, kept = recovered
 
     base_dir = path.parent if path is not None else Path.cwd()
     settings, secret_problems = _resolve_secrets(settings, environ, base_dir)
-    problems += [where + p for p in secret_problems]
-
     if registry is None and any(s.regions for s in settings.subscribers):
         from alertd.core.regions import RegionRegistry
 
         registry = RegionRegistry.load()
-    problems += [where + p for p in semantic_problems(settings, registry, validate_urls=validate_urls)]
+    later = secret_problems + semantic_problems(settings, registry, validate_urls=validate_urls)
+    # What was checked after invalid entries were left out names them as the file numbers them.
+    problems += [where + (_renumbered(line, kept) if kept is not None else line) for line in later]
     if problems:
         raise ConfigError(problems, shown)
     return settings
+
+
+def _renumbered(line: str, kept: Mapping[str, list[int]]) -> str:
+    """``subscribers[0].regions…`` of the checked remainder → the entry's index in the file."""
+    m = re.match(r"^(\w+)\[(\d+)\]", line)
+    if m and m.group(1) in kept and int(m.group(2)) < len(kept[m.group(1)]):
+        original = kept[m.group(1)][int(m.group(2))]
+        return f"{m.group(1)}[{original}]" + line[m.end() :]
+    return line
+
+
+def _without_invalid(
+    path: Path | None, overrides: Mapping[str, Any], exc: ValidationError
+) -> tuple[Settings, dict[str, list[int]]] | None:
+    """The file's settings with every invalid part left out, for the semantic checks only.
+
+    Each reported location is removed (a key, or a list entry whose key cannot be removed
+    alone, such as a missing required one) and the rest validated again, a few rounds at
+    most. Returns the settings and, per top-level list, the file index of each entry kept
+    (so problems name the entry as the file numbers it). None when nothing valid remains or
+    the file cannot be read again. The result is never run: ``load_settings`` raises the
+    collected problems either way.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+    raw.update(overrides)
+    kept = {key: list(range(len(value))) for key, value in raw.items() if isinstance(value, list)}
+    cls = _bound_settings_class(None, {})
+    error: ValidationError = exc
+    for _ in range(6):
+        for err in error.errors(include_url=False, include_input=False):
+            _drop(raw, tuple(err["loc"]))
+        for key, value in raw.items():
+            if key in kept and isinstance(value, list):
+                kept[key] = [i for i, v in zip(kept[key], value, strict=True) if v is not _DROPPED]
+        raw = _compact(raw)
+        try:
+            return cls(**raw), kept
+        except ValidationError as again:
+            error = again
+        except (SettingsError, ValueError):
+            return None
+    return None
+
+
+_DROPPED = object()
+
+
+def _compact(data: Any) -> Any:
+    """``data`` without the list entries :func:`_drop` marked."""
+    if isinstance(data, dict):
+        return {k: _compact(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_compact(v) for v in data if v is not _DROPPED]
+    return data
+
+
+def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+    """Remove ``loc`` from nested dicts/lists; if it is not there (a missing key), its parent."""
+    while loc:
+        parent: Any = data
+        for part in loc[:-1]:
+            in_dict = isinstance(parent, dict) and part in parent
+            in_list = isinstance(parent, list) and isinstance(part, int) and 0 <= part < len(parent)
+            if not (in_dict or in_list):
+                return
+            parent = parent[part]
+        last = loc[-1]
+        if isinstance(parent, dict) and last in parent:
+            del parent[last]
+            return
+        if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+            parent[last] = _DROPPED  # keep the other entries' indexes this round; compacted after
+            return
+        loc = loc[:-1]
 
 
 def _unknown_env_problems(environ: Mapping[str, str]) -> list[str]:
