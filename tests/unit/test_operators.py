@@ -6,11 +6,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support.sinks import JsonSink
 
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
 from alertd.logs import line
 from alertd.run.operators import OperatorNotifier
-from tests.support.sinks import JsonSink
 
 NOW = datetime(2026, 11, 25, 14, 20, tzinfo=UTC)
 KYIV = Region(code="UA-30", level=RegionLevel.OBLAST, name_uk="м. Київ", name_en="Kyiv")
