@@ -63,7 +63,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from alertd.core.model import AlertKind, Region, RegionLevel
+from alertd.core.model import AlertKind, Region, RegionLevel, iso_utc
 from alertd.core.regions import RegionRegistry
 from alertd.sources import REGISTRY, alerts_in_ua, ukrainealarm
 
@@ -478,7 +478,7 @@ class Upstream:
                 continue
             region_id, region = self._ukrainealarm_region(alert.uid)
             region_type = _UA_REGION_TYPES.get(region.level, "Community") if region else "Community"
-            stamp = _ua_time(alert.started_at)  # type: ignore[arg-type]
+            stamp = iso_utc(alert.started_at)  # ukrainealarm's format is alertd's own ISO form
             entry = regions.setdefault(
                 region_id,
                 {
@@ -544,7 +544,7 @@ class Upstream:
             "regionType": _UA_REGION_TYPES.get(region.level, "Community") if region else "Community",
             "regionName": region.name_uk if region else "",
             "regionEngName": region.name_en if region else "",
-            "lastUpdate": _ua_time(_now()),
+            "lastUpdate": iso_utc(_now()),
             "activeAlerts": [],
         }
         return json.dumps(empty, ensure_ascii=False).encode()
@@ -703,10 +703,6 @@ def _json(data: Any) -> bytes:
 
 def _aiu_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def _ua_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _not_modified(headers: Mapping[str, str], etag: str, changed_at: datetime) -> bool:
