@@ -9,6 +9,22 @@ import pytest
 from support.pg import PgCluster, pg_unavailable, start_cluster
 from support.sinks import JsonSink, SmtpSink
 
+from alertd.run.fetch import no_proxy_with_loopback
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_never_proxied() -> Iterator[None]:
+    """Tests reach their 127.0.0.1 stand-ins whatever http_proxy/https_proxy say (Apprise reads NO_PROXY)."""
+    saved = {name: os.environ.get(name) for name in ("NO_PROXY", "no_proxy")}
+    for name in saved:
+        os.environ[name] = no_proxy_with_loopback(saved[name])
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
 
 @pytest.fixture
 def json_sink() -> Iterator[JsonSink]:

@@ -43,6 +43,7 @@ from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import Received, Sink, Upstream
 from alertd.logs import SecretFilter, fields_of, format_fields
 from alertd.run.app import run_app, settings_secrets
+from alertd.run.fetch import no_proxy_with_loopback
 from alertd.store import open_store, store_exists
 
 __all__ = ["BASE_DURATION", "MIN_DURATION", "RESIDENTS", "Resident", "run_demo"]
@@ -427,6 +428,10 @@ async def run_demo(
     if language not in LANGUAGES:
         raise ValueError("language must be 'uk' or 'en'")
     out = out or sys.stdout
+    # Everything the demo talks to is on 127.0.0.1: a proxy from the environment must not
+    # catch it (alertd's own fetcher never proxies loopback; Apprise reads NO_PROXY).
+    for name in ("NO_PROXY", "no_proxy"):
+        os.environ[name] = no_proxy_with_loopback(os.environ.get(name))
     narrator = _Narrator(out, _use_color(out))
     registry = RegionRegistry.load()
     loop = asyncio.get_running_loop()

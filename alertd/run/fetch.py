@@ -52,6 +52,19 @@ _INFLATE_STEP = 64 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
+def no_proxy_with_loopback(current: str | None) -> str:
+    """A ``NO_PROXY`` value that also exempts the loopback hosts, keeping what ``current`` lists.
+
+    For processes that only talk to local stand-ins (``alertd demo``, the tests): the
+    notification library (Apprise, over ``requests``) reads ``NO_PROXY`` on its own.
+    """
+    names = [n.strip() for n in (current or "").split(",") if n.strip()]
+    for host in ("127.0.0.1", "localhost", "::1"):
+        if host not in names:
+            names.append(host)
+    return ",".join(names)
+
+
 def make_client() -> httpx.AsyncClient:
     """The one client per process: pooled connections, HTTP/1.1, redirects handled by :func:`fetch`.
 

@@ -32,10 +32,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def _demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "alertd", "demo", *args],
-        env=_env(tmp_path),
+        env=env or _env(tmp_path),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -112,3 +112,17 @@ def test_demo_rejects_a_too_short_duration(tmp_path: Path) -> None:
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "between 12 and 3600 seconds" in err
+
+
+def test_demo_reaches_its_stand_ins_whatever_the_proxy_environment(tmp_path: Path) -> None:
+    """A proxy that answers nothing (the discard port), and no NO_PROXY: the demo still works."""
+    env = {k: v for k, v in _env(tmp_path).items() if k.lower() != "no_proxy"}
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        env[name] = "http://127.0.0.1:9"
+    proc = _demo(tmp_path, "--duration", "12", env=env)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out + err
+    assert "the first polls did not succeed" not in out + err
+    got = _received(out)
+    assert got[("olena", "alert")] == 1 and got[("olena", "all-clear")] == 1, out
+    assert "all delivered" in out

@@ -7,12 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alertd.run.fetch import no_proxy_with_loopback
+
 
 def alertd_env() -> dict[str, str]:
     """This environment minus ALERTD_* (a developer's own settings must not leak in), unbuffered."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ALERTD_")}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
+    # the stand-ins are on 127.0.0.1: a proxy in the developer's environment must not catch them
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = no_proxy_with_loopback(env.get(name))
     return env
 
 
