@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -13,12 +14,13 @@ from pathlib import Path
 import pytest
 from support.process import alertd_env
 
-from alertd.config import SourceConfig
+from alertd.config import SourceConfig, load_settings
 from alertd.core.regions import RegionRegistry
+from alertd.run.daemon import Daemon
 from alertd.run.fetch import make_client
 from alertd.run.poll import MessageCache, poll_source, resolve_links
 from alertd.sources import cap
-from alertd.store.sqlite import SourceCursor
+from alertd.store.sqlite import SourceCursor, Store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 MESSAGES = {
@@ -199,3 +201,31 @@ def test_alertd_parse_message_without_scope_fails_naming_scope() -> None:
     result = _alertd_parse(str(FIXTURES / "cap12_without_scope_CONSTRUCTED.xml"))
     assert result.returncode != 0
     assert "<scope>" in result.stderr and result.stdout == ""
+
+
+async def test_daemon_logs_a_restricted_message_once_and_a_refused_linked_one_once(
+    tmp_path: Path, publisher: Publisher, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher.index_paths = ["/cap/example1.xml", "/cap/restricted.xml", "/cap/noscope.xml"]
+    config = tmp_path / "alertd.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[http]\nenabled = false\n'
+        f'[[sources]]\nname = "cap-index"\ntype = "cap"\nurl = "{publisher.url}/index.atom"\ninterval = 60\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config, env={}, validate_urls=False)
+    store = Store(settings.db_path)
+    daemon = Daemon(settings, RegionRegistry.load(), store)
+    caplog.set_level(logging.INFO, logger="alertd")
+    try:
+        for _ in range(3):
+            daemon.clear_backoff()
+            await daemon.poll(daemon.sources[0])
+    finally:
+        await daemon.aclose()
+        store.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("item not announced" in m and "scope Restricted" in m for m in lines) == 1
+    # the message without <scope> is refused once (its refusal is cached with its version)
+    assert sum("item refused" in m and "<scope>" in m for m in lines) == 1
+    assert len(publisher.message_hits()) == 3  # each linked message fetched once in three polls
