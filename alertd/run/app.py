@@ -40,7 +40,7 @@ def settings_secrets(settings: Settings) -> list[str]:
         if source.webhook_secret:  # the path of the push endpoint: whoever has it can push
             secrets.append(source.webhook_secret.get_secret_value())
     urls = [u for sub in settings.subscribers for u in sub.urls] + list(settings.operators.urls)
-    urls += [topic.url for topic in settings.topics]  # a bot token may sit in a topic URL
+    urls += [topic.url for topic in settings.topics if topic.url is not None]  # may hold a bot token
     secrets.extend(u.get_secret_value() for u in urls)
     if settings.store.url is not None:  # the PostgreSQL URL and, on its own, its password
         from urllib.parse import urlsplit

@@ -9,6 +9,7 @@ self-service subscriber.
 
 Modules: ``service`` (the operations), ``api`` (JSON), ``pages`` (HTML),
 ``safety`` (channel building, SSRF checks, rate limits, CSRF), ``store`` (SQL),
+``topics`` (the public topics of a place: follow without personal data),
 ``i18n`` (every word, Ukrainian and English).
 """
 
@@ -20,13 +21,14 @@ from starlette.routing import BaseRoute
 from alertd.web.selfservice.api import api_routes
 from alertd.web.selfservice.pages import page_routes
 from alertd.web.selfservice.service import SelfService
+from alertd.web.selfservice.topics import topic_routes
 
 __all__ = ["SelfService", "attach", "routes"]
 
 
 def routes() -> list[BaseRoute]:
     """Every self-service route (pages and API)."""
-    return [*page_routes(), *api_routes()]
+    return [*page_routes(), *api_routes(), *topic_routes()]
 
 
 def attach(app: Starlette, service: SelfService) -> Starlette:

@@ -210,6 +210,34 @@ MESSAGES: dict[str, dict[str, str]] = {
     "other_language": {"uk": "English", "en": "Українською"},
     "error_title": {"uk": "Помилка", "en": "Error"},
     "fix_errors": {"uk": "Виправте, будь ласка:", "en": "Please fix:"},
+    # -- public topics (alertd.web.selfservice.topics) ----------------------------------------
+    "follow_title": {
+        "uk": "Стежити, не даючи нам жодних персональних даних",
+        "en": "Follow without giving us any personal data",
+    },
+    "follow_intro": {
+        "uk": "Відкрийте посилання або скануйте код телефоном: ви бачитимете кожну тривогу для цього місця "
+        "(його власну, району й області). Ми не знаємо, хто стежить, і нічого не зберігаємо.",
+        "en": "Open the link or scan the code with your phone: you will see every alert for this place "
+        "(its own, its raion's and its oblast's). We do not know who follows, and we store nothing.",
+    },
+    "follow_none": {
+        "uk": "Для цього місця ще немає публічного каналу. Підпишіться нижче.",
+        "en": "No public channel covers this place yet. Subscribe below.",
+    },
+    "follow_enclosing": {"uk": "Канал для", "en": "Channel for"},
+    "follow_qr": {"uk": "QR-код: {link}", "en": "QR code: {link}"},
+    "follow_how_ntfy": {
+        "uk": "У застосунку ntfy: «+», потім ця адреса (сервер і тема).",
+        "en": "In the ntfy app: tap +, then this address (server and topic).",
+    },
+    "follow_how_telegram": {"uk": "Канал у Telegram: «Приєднатися».", "en": "A Telegram channel: tap Join."},
+    "follow_how_link": {"uk": "Відкрийте посилання.", "en": "Open the link."},
+    "follow_short": {"uk": "стежити без підписки", "en": "follow, no sign-up"},
+    "follow_or_subscribe": {
+        "uk": "Або підпишіться на особисті повідомлення (SMS, пошта, чат)",
+        "en": "Or subscribe to personal messages (SMS, e-mail, chat)",
+    },
     # -- messages sent to the resident -------------------------------------------------------
     "code_message_title": {"uk": "Код підтвердження", "en": "Confirmation code"},
     "code_message": {

@@ -73,6 +73,7 @@ def _render(request: Request, name: str, lang: str, status: int = 200, **context
         + str(request.url.include_query_params(lang="en" if lang == "uk" else "uk").query),
         csrf=csrf_token(svc.web.secret(), nonce),
         kind_labels=kind_labels(lang),
+        follow_topics=bool(svc.settings.topics),  # link places to /topics (alertd.web.selfservice.topics)
         **context,
     )
     response = secure(HTMLResponse(html, status_code=status))
