@@ -63,6 +63,13 @@ def life(region: Region, kind: AlertKind):
     return events
 
 
+def render(event, profile, **kwargs) -> bytes:  # type: ignore[no-untyped-def]
+    """render_message, and every message a test here produces is checked against the CAP 1.2 schema."""
+    body = render_message(event, profile, **kwargs)
+    assert_valid_cap(body)
+    return body
+
+
 def parse(body: bytes) -> ET.Element:
     return ET.fromstring(body)
 
@@ -74,9 +81,7 @@ def text(root: ET.Element, path: str) -> list[str]:
 @pytest.mark.parametrize("kind", [k for k in AlertKind if k not in (AlertKind.ADVISORY,)])
 def test_every_kind_start_update_end_is_valid_cap_and_follows_the_life(kind: AlertKind) -> None:
     start, update, end = life(KYIV, kind)
-    bodies = {
-        e.status: render_message(e, PROFILE, start=start, place_ids=place_ids) for e in (start, update, end)
-    }
+    bodies = {e.status: render(e, PROFILE, start=start, place_ids=place_ids) for e in (start, update, end)}
     for body in bodies.values():
         assert_valid_cap(body)
     msgs = {status: parse(body) for status, body in bodies.items()}
@@ -115,8 +120,8 @@ def test_identifiers_are_stable_and_a_hromada_is_not_given_its_oblasts_iso_code(
     start, _, end = life(HROMADA, AlertKind.AIR_RAID)
     again_start, _, again_end = life(HROMADA, AlertKind.AIR_RAID)  # "after a restart": same facts
     assert identifier(start) == identifier(again_start) and identifier(end) == identifier(again_end)
-    assert render_message(end, PROFILE) == render_message(again_end, PROFILE)
-    body = render_message(start, PROFILE)
+    assert render(end, PROFILE) == render(again_end, PROFILE)
+    body = render(start, PROFILE)
     assert_valid_cap(body)
     names = text(parse(body), "cap:info[1]/cap:area/cap:geocode/cap:valueName")
     values = text(parse(body), "cap:info[1]/cap:area/cap:geocode/cap:value")
@@ -131,7 +136,7 @@ def test_an_alert_recorded_at_first_poll_gets_a_rebuilt_start_the_end_references
     assert step.events == []  # baseline: recorded, not announced
     active = next(iter(step.state.active.values()))
     rebuilt = start_event_of(active)
-    assert_valid_cap(render_message(rebuilt, PROFILE))
+    assert_valid_cap(render(rebuilt, PROFILE))
     state = step.state
     ends = []
     for i in (6, 7):
@@ -139,7 +144,7 @@ def test_an_alert_recorded_at_first_poll_gets_a_rebuilt_start_the_end_references
         state, ends = step.state, ends + step.events
     (end,) = ends
     assert start_id(end) == rebuilt.id
-    ref = text(parse(render_message(end, PROFILE)), "cap:references")
+    ref = text(parse(render(end, PROFILE)), "cap:references")
     assert ref == [f"alerts@ngo.example.org,{identifier(rebuilt)},2026-11-25T12:00:07+00:00"]
 
 
@@ -160,7 +165,7 @@ def test_advisories_are_published_and_a_withdrawn_one_is_a_cancel() -> None:
         "fcdo", [cancel], {"n1": notice.content_hash()}, set(), baseline=False, now=T0, policy=POLICY
     )
     for event, expected in ((issued, "Alert"), (cancelled, "Cancel")):
-        body = render_message(event, PROFILE)
+        body = render(event, PROFILE)
         assert_valid_cap(body)
         root = parse(body)
         assert text(root, "cap:msgType") == [expected]
@@ -196,8 +201,8 @@ def test_the_cap_parser_reads_back_kind_place_start_and_end(kind: AlertKind) -> 
     from alertd.sources import cap
 
     start, _, end = life(KYIV, kind)
-    (s_uk, s_en) = cap.parse(render_message(start, PROFILE, place_ids=place_ids), source="peer")
-    (e_uk, e_en) = cap.parse(render_message(end, PROFILE, start=start, place_ids=place_ids), source="peer")
+    (s_uk, s_en) = cap.parse(render(start, PROFILE, place_ids=place_ids), source="peer")
+    (e_uk, e_en) = cap.parse(render(end, PROFILE, start=start, place_ids=place_ids), source="peer")
     assert s_en.kind == kind and s_uk.kind == kind and e_en.kind == kind and e_uk.kind == kind
     assert s_en.msg_type == "Alert" and e_en.msg_type == "Update" and "AllClear" in e_en.response_types
     assert dict(s_en.geocodes)["alertd:region"] == "UA-30"
