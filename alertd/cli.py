@@ -651,8 +651,11 @@ def _add_problems(
     """
     from alertd import channels
     from alertd.core.subscribers import check_advisories, check_kinds
+    from alertd.core.topics import is_topic
 
     problems: list[str] = []
+    if is_topic(args.name):  # the outbox tells topic posts from people by this prefix
+        problems.append(f"NAME: names starting with 'topic:' are reserved for [[topics]] ({args.name!r})")
     regions: list[str] = []
     for value in args.region:
         code, error = _resolve_region(registry, value)

@@ -1118,7 +1118,7 @@ def semantic_problems(
             problems += _apprise_problems(f"{key}.urls", sub.urls)
 
     for i, sub in enumerate(settings.subscribers):
-        if sub.name.startswith("topic:"):
+        if core_topics.is_topic(sub.name):
             problems.append(
                 f"subscribers[{i}].name: names starting with 'topic:' are reserved for [[topics]]"
             )

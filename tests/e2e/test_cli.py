@@ -451,3 +451,12 @@ def test_topics_for_a_place_no_topic_covers(topics_config: Path) -> None:
     assert "no topic covers this place" in result.stdout
     unknown = alertd("topics", "--config", str(topics_config), "Atlantis")
     assert unknown.returncode == 1 and "unknown region 'Atlantis'" in unknown.stderr
+
+
+def test_subscribers_add_refuses_a_topic_name(topics_config: Path) -> None:
+    result = alertd(
+        "subscribers", "add", "topic:places:ua:706", "--config", str(topics_config),
+        "--region", "ua:706", "--url", "json://127.0.0.1:9/x",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "names starting with 'topic:' are reserved for [[topics]]" in result.stderr
