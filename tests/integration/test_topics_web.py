@@ -144,7 +144,7 @@ async def test_page_shows_link_and_qr_without_javascript(make_client: Callable[.
     assert '<a href="https://ntfy.example.org/alerts-ua-706"' in html
     assert '<a href="https://t.me/kyiv_alerts"' in html
     assert len(re.findall(r"<svg[^>]*class=\"qr\"", html)) == 2  # one QR per topic, inline
-    assert "Channel for Kyiv Oblast" in html  # the Kyiv channel is the oblast's
+    assert "Shared channel: Kyiv Oblast" in html  # the Kyiv channel is the oblast's
     assert BOT_TOKEN not in html
     assert "default-src 'none'" in page.headers["content-security-policy"]
 

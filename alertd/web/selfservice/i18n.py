@@ -225,7 +225,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "uk": "Для цього місця ще немає публічного каналу. Підпишіться нижче.",
         "en": "No public channel covers this place yet. Subscribe below.",
     },
-    "follow_enclosing": {"uk": "Канал для", "en": "Channel for"},
+    "follow_enclosing": {"uk": "Спільний канал:", "en": "Shared channel:"},
     "follow_qr": {"uk": "QR-код: {link}", "en": "QR code: {link}"},
     "follow_how_ntfy": {
         "uk": "У застосунку ntfy: «+», потім ця адреса (сервер і тема).",
