@@ -200,6 +200,7 @@ async def run_app(
             hooks=metrics,
             operators=operators,
             footer_for=selfservice.footer_for if selfservice is not None else None,
+            guard_for=selfservice.guard_for if selfservice is not None else None,
         )
         hooks = ProcessHooks(settings, store, metrics, operators, runner)
         store_health = StoreHealth(on_outage=hooks.store_failing, on_recovery=hooks.store_recovered)

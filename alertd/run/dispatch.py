@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 
 from alertd import channels
 from alertd.channels import Channel, ChannelCache
+from alertd.channels.guard import Guard
 from alertd.config import Settings
 from alertd.core import render
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
@@ -156,10 +157,14 @@ class Dispatcher:
         cache_size: int = 4096,
         dead_letter_window: float = 5.0,
         footer_for: Callable[[str, str], str | None] | None = None,
+        guard_for: Callable[[str, Channel], Guard | None] | None = None,
     ) -> None:
         # Self-service subscribers get "Manage or leave: <link>" under every message:
         # footer_for(subscriber name, language) -> footer line or None (alertd.web.selfservice).
         self._footer_for = footer_for
+        # Channels a resident typed as a raw URL are sent under the connect-time guard:
+        # guard_for(subscriber name, channel) -> Guard or None (alertd.web.selfservice; issue 15).
+        self._guard_for = guard_for
         self.store = store
         self.settings = settings
         self.delivery = settings.delivery
@@ -459,7 +464,7 @@ class Dispatcher:
         except Exception as exc:
             log.exception("rendering failed " + kv(event=job.item.event.id, language=job.item.language))
             return False, f"rendering failed: {type(exc).__name__}"
-        return await self._call(channel, message)
+        return await self._call(channel, message, self._guard(job.item, channel))
 
     def _footer(self, item: OutboxItem) -> str | None:
         """The per-subscriber footer (self-service management link); a lookup failure costs only the footer."""
@@ -471,28 +476,49 @@ class Dispatcher:
             log.exception("footer lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
             return None
 
-    async def _call(self, channel: Channel, message: Any) -> tuple[bool, str]:
-        """Run the blocking Apprise call in our pool, bounded by ``delivery.timeout``."""
+    def _guard(self, item: OutboxItem, channel: Channel) -> Guard | None:
+        """The connect-time guard for a resident's raw URL; a lookup failure guards anyway."""
+        if self._guard_for is None:
+            return None
+        try:
+            return self._guard_for(item.subscriber, channel)
+        except Exception:
+            log.exception("guard lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
+            return Guard()
+
+    async def _call(self, channel: Channel, message: Any, guard: Guard | None = None) -> tuple[bool, str]:
+        """Run the blocking Apprise call in our pool, bounded by ``delivery.timeout``.
+
+        Under a ``guard`` every connect is checked and, at the timeout, the send's
+        sockets are cut so the thread really comes back.
+        """
         if not channel.usable:
             return False, channel.error or "channel unusable"
         loop = asyncio.get_running_loop()
+        call = functools.partial(
+            channels.send,
+            channel,
+            message.title,
+            message.body,
+            message.notify_type,
+            message.body_format,
+            timeout=self.delivery.timeout,
+        )
         async with self._sem:
-            future = loop.run_in_executor(
-                self._pool,
-                functools.partial(
-                    channels.send,
-                    channel,
-                    message.title,
-                    message.body,
-                    message.notify_type,
-                    message.body_format,
-                    timeout=self.delivery.timeout,
-                ),
-            )
+            if guard is not None:
+                future = loop.run_in_executor(self._pool, guard.run, call)
+                timer = loop.call_later(self.delivery.timeout, guard.expire)
+            else:
+                future, timer = loop.run_in_executor(self._pool, call), None
             try:
-                result = await asyncio.wait_for(future, self.delivery.timeout)
+                result = await asyncio.wait_for(future, self.delivery.timeout + (2 if guard else 0))
             except TimeoutError:
                 return False, f"no answer within {self.delivery.timeout:g}s"
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if not result.ok and guard is not None and guard.refused:
+                return False, "refused: the channel's address is not a public one"
             return result.ok, result.detail
 
     def _outcome(self, job: _Send, channel: Channel, ok: bool, detail: str, took: float) -> None:

@@ -354,3 +354,90 @@ async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     while not predicate():
         assert loop.time() < deadline, "condition not met"
         await asyncio.sleep(0.01)
+
+
+# -- item 2: "at every delivery", not just at sign-up ----------------------------------------------
+
+
+async def test_alerts_to_a_confirmed_raw_url_are_guarded_at_every_delivery(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """Confirmed while the name pointed to a public address; then it rebinds: the alert never lands."""
+    from datetime import UTC, datetime
+
+    from alertd.core.model import AlertEvent, AlertKind, EventStatus
+    from alertd.core.tracker import StepResult, TrackerState, event_id
+    from alertd.run.dispatch import Dispatcher
+    from alertd.store.sqlite import OutboxRow
+
+    registry = RegionRegistry.load()
+    settings = load_settings(
+        None,
+        env={},
+        registry=registry,
+        state_dir=tmp_path / "state",
+        delivery={"timeout": 5, "max_attempts": 1, "retry_base": 0.05, "retry_max": 0.1},
+        selfservice={
+            "enabled": True,
+            "public_url": "https://alerts.example.org",
+            "channels": ["apprise"],
+            "allowed_schemes": ["json"],
+        },
+    )
+    dns = RebindingDns("hooks.rebind.example")
+    codes: list[str] = []
+
+    async def sender(url: str, title: str, body: str) -> bool:  # the code reached the resident
+        codes.append(body)
+        return True
+
+    store = Store(settings.db_path)
+    service = SelfService(settings, store, registry, resolver=dns, sender=sender)
+    app = attach(create_app(settings=settings, store=store, routes=routes()), service)
+    url = f"json://hooks.rebind.example:{listener.port}/x"
+    try:
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://alerts.example.org") as http:
+            created = await http.post(
+                "/api/subscriptions",
+                json={
+                    "regions": ["UA-32"],
+                    "kinds": ["air_raid"],
+                    "language": "en",
+                    "channel": {"kind": "apprise", "value": url},
+                },
+            )
+            assert created.status_code == 202, created.text
+            code = next(word for word in codes[0].split() if word.strip(".:").isdigit()).strip(".:")
+            confirmed = await http.post(
+                "/api/subscriptions/confirm", json={"id": created.json()["id"], "code": code}
+            )
+            assert confirmed.status_code == 200, confirmed.text
+        [resident] = store.subscribers()
+        kyiv = registry.get("UA-32")
+        t0 = datetime.now(UTC)
+        event = AlertEvent(
+            id=event_id("UA-32", AlertKind.AIR_RAID, t0, EventStatus.STARTED),
+            source="test",
+            kind=AlertKind.AIR_RAID,
+            status=EventStatus.STARTED,
+            region=kyiv,
+            started_at=t0,
+            observed_at=t0,
+        )
+        step = StepResult(
+            state=TrackerState(), events=[event], notes=[], changed_keys=frozenset(), source_changed=False
+        )
+        store.commit_step(
+            "test", step, outbox_for=lambda ev: [OutboxRow(ev.id, resident.name, url, "en")], now=t0
+        )
+        dispatcher = Dispatcher(store, settings, guard_for=service.guard_for)
+        try:
+            await dispatcher.drain(timeout=20)
+        finally:
+            dispatcher.close()
+    finally:
+        await service.aclose()
+        store.close()
+    assert dns.answers[0] == PUBLIC and dns.answers[-1] == "127.0.0.1", dns.answers
+    assert listener.accepted == 0 and listener.requests == []

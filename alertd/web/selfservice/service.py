@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertd import channels
-from alertd.channels.guard import GuardExpired, Resolver, guard_plugin
+from alertd.channels.guard import Guard, GuardExpired, Resolver, guard_plugin
 from alertd.config import Settings
 from alertd.core.regions import RegionRegistry
 from alertd.core.subscribers import Problem, check_kinds, check_language, check_regions
@@ -104,6 +104,8 @@ class SelfService:
         self._sender = sender
         self._footer_version: int | None = None
         self._footer_tokens: dict[str, str] = {}
+        self._raw_version: int | None = None
+        self._raw_subscribers: set[str] = set()
         # Everything blocking a visitor can trigger runs here, never on the daemon's executor.
         self.visitors = VisitorWork(
             threads=self.cfg.visitor_threads,
@@ -134,6 +136,20 @@ class SelfService:
         if token is None:  # not a web subscriber, or one on a channel others can read
             return None
         return t("footer", language, link=self.manage_url(token))
+
+    def guard_for(self, subscriber: str, channel: Any) -> Guard | None:
+        """The dispatcher's guard hook: a resident's raw URL is sent under the connect-time guard
+        (address checked at every connect, after DNS and redirects; Apprise redirects off)."""
+        version = self.store.subscribers_version()
+        if version != self._raw_version:
+            self._raw_subscribers = {
+                row.subscriber for row in self.web.all() if row.channel_kind == "apprise"
+            }
+            self._raw_version = version
+        if subscriber not in self._raw_subscribers:
+            return None
+        guard_plugin(getattr(channel, "plugin", None))
+        return Guard(allow_private=self.cfg.allow_private_targets, resolver=self.visitors.resolver)
 
     # -- validation --------------------------------------------------------------------------------
     # The rules are alertd.core.subscribers' (shared with the config file and the CLI); the
