@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import SecretStr
 
@@ -49,6 +50,7 @@ __all__ = [
     "limits_for_url",
     "load",
     "mask",
+    "mask_value",
     "problem",
     "scrub",
     "send",
@@ -107,9 +109,41 @@ def _mask_unloadable(raw: str) -> str:
 
 def _mask_plugin(plugin: Any, raw: str) -> str:
     try:
-        return _short_digits(str(plugin.url(privacy=True)).split("?", 1)[0])
+        return _mask_path(_short_digits(str(plugin.url(privacy=True)).split("?", 1)[0]))
     except Exception:
         return _mask_unloadable(raw)
+
+
+def mask_value(value: str) -> str:
+    """One destination (a path segment, a topic, a chat, an address, a phone) as it may be shown.
+
+    The rule behind :func:`mask` for every path segment, also used by self-service
+    for the destination a resident typed: ``+380501234567`` → ``+38050…67``,
+    ``olena@example.org`` → ``o***@example.org``, ``@channel`` → ``@c…``, an ntfy
+    topic or a webhook token → its first two characters and ``…``. Already masked
+    parts (``…``, ``*``) and parts of one or two characters stay as they are.
+    """
+    value = _short_digits(value)
+    if not value or "…" in value or "*" in value:
+        return value
+    decoded = unquote(value)
+    if "@" in decoded:
+        local, _, domain = decoded.partition("@")
+        if local:
+            return f"{local[:1]}***@{domain}"
+        return f"@{domain[:1]}…" if domain else decoded
+    if len(decoded) <= 2:
+        return decoded
+    return decoded[:2] + "…"
+
+
+def _mask_path(masked: str) -> str:
+    """Every path segment of a privacy URL through :func:`mask_value` (topics, addresses, tokens)."""
+    scheme, sep, rest = masked.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or not slash:
+        return masked
+    return f"{scheme}://{netloc}/" + "/".join(mask_value(part) for part in path.split("/"))
 
 
 def scrub(text: str, url: str | SecretStr) -> str:

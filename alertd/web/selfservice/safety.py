@@ -36,7 +36,6 @@ from urllib.parse import quote, urlsplit
 from alertd import channels
 from alertd.channels.guard import METADATA_ADDRESSES, is_forbidden_address, query_problem
 from alertd.config import CHANNEL_PLACEHOLDERS, SelfServiceConfig
-from alertd.logs import mask_phone
 
 __all__ = [
     "BROADCAST_KINDS",
@@ -95,23 +94,16 @@ class BuiltChannel:
 
 
 def mask_destination(kind: str, value: str) -> str:
-    """j***@example.org, +38050…67, ab…, 12…89: enough to recognise, not enough to use."""
-    if kind == "email" and "@" in value:
-        local, _, domain = value.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if kind == "sms":
-        return mask_phone(value)
-    if kind == "apprise":  # scheme and host only: paths and queries of webhooks often hold tokens
-        try:
-            parts = urlsplit(value)
-            host = parts.hostname or ""
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            return channels.mask(value)
-        return f"{parts.scheme}://{host}{port}/…"
-    if len(value) <= 4:
-        return value[:1] + "…"
-    return value[:2] + "…" + (value[-2:] if kind == "telegram" else "")
+    """The loggable form of what a resident typed: the channels seam's one rule.
+
+    A raw URL as :func:`alertd.channels.mask` shows it (host kept, every path
+    segment cut to two characters); a topic, chat, address or phone as
+    :func:`alertd.channels.mask_value` shows it (``o***@example.org``,
+    ``+38050…67``, ``@c…``, ``my…``).
+    """
+    if kind == "apprise":
+        return channels.mask(value)
+    return channels.mask_value(value)
 
 
 def canonical_destination(kind: str, value: str) -> str:
