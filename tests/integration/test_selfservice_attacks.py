@@ -310,13 +310,14 @@ async def test_item9_a_client_chosen_nonce_is_never_signed(make_env: Callable[..
         assert token and token.group(1) != csrf_token(env.service.web.secret(), chosen)
         assert "Secure" in page.headers["set-cookie"] and "Path=/" in page.headers["set-cookie"]
         assert "Domain" not in page.headers["set-cookie"]
-        # the forged pair: the nonce the attacker chose, planted back in the cookie jar
+        # the old attack: the token the page showed while the chosen nonce was presented, posted
+        # with that nonce planted in the victim's cookie jar
         http.cookies.clear()
         http.cookies.set(SECURE_COOKIE, chosen, domain="alerts.example.org")
         forged = await http.post(
             "/subscribe",
             data={
-                "csrf": csrf_token(b"guess", chosen),
+                "csrf": token.group(1),
                 "regions": "UA-32",
                 "channel": "ntfy",
                 "value": "x" * 12,
