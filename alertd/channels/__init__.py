@@ -120,8 +120,8 @@ def mask_value(value: str) -> str:
     The rule behind :func:`mask` for every path segment, also used by self-service
     for the destination a resident typed: ``+380501234567`` → ``+38050…67``,
     ``olena@example.org`` → ``o***@example.org``, ``@channel`` → ``@c…``, an ntfy
-    topic or a webhook token → its first two characters and ``…``. Already masked
-    parts (``…``, ``*``) and parts of one or two characters stay as they are.
+    topic or a webhook token → its first two characters and ``…`` (a part of one or two
+    characters → ``…``). Already masked parts (``…``, ``*``) stay as they are.
     """
     value = _short_digits(value)
     if not value or "…" in value or "*" in value:
@@ -133,7 +133,7 @@ def mask_value(value: str) -> str:
             return f"{local[:1]}***@{domain}"
         return f"@{domain[:1]}…" if domain else decoded
     if len(decoded) <= 2:
-        return decoded
+        return "…"  # two characters of two would be all of it
     return decoded[:2] + "…"
 
 
