@@ -102,8 +102,8 @@ class TrackerState:
     entries: dict[str, dict[Key, SourceEntry]] = field(default_factory=dict)
     active: dict[Key, Active] = field(default_factory=dict)
     sources: dict[str, SourceStatus] = field(default_factory=dict)
-    #: start time of the last alert that ended, per key: an upstream that drops an
-    #: alert and brings it back with the same start time must still yield a new start.
+    #: when the last alert that ended, per key, ended: an upstream that drops an alert and
+    #: brings it back with its old start time must still yield a new start (see _Diff._start).
     recent_ends: dict[Key, datetime] = field(default_factory=dict)
 
 
@@ -295,9 +295,11 @@ class SourceDiff:
     def _start(self, key: Key, alert: ActiveAlert, started_at: datetime) -> None:
         previous = self.recent_ends.get(key)
         if previous is not None and started_at <= previous:
-            # Announced as over, now back with its old start time: for the people
-            # who heard the all-clear it is a new alert, from now on.
-            started_at = self.now
+            # Announced as over, now back with its old start time: for the people who heard
+            # the all-clear it is a new alert, running since that all-clear. Its start is
+            # the recorded end, not "now": the event id then follows from stored facts, so
+            # every process and every restart that sees the return mints the same id.
+            started_at = previous
         current = Active(
             region=alert.region,
             kind=alert.kind,
@@ -362,7 +364,7 @@ class SourceDiff:
         ):
             return
         del self.active[key]
-        self.recent_ends[key] = current.started_at
+        self.recent_ends[key] = ended_at
         self.changed.add(key)
         self.events.append(_state_event(current, EventStatus.ENDED, self.src, self.now, ended_at=ended_at))
 

@@ -415,7 +415,7 @@ class PostgresStore:
             recent_ends = {
                 (row[0], AlertKind(row[1])): row[2]
                 for row in db.execute(
-                    "SELECT region_code, kind, MAX(started_at) FROM events WHERE status = 'ended' "
+                    "SELECT region_code, kind, MAX(ended_at) FROM events WHERE status = 'ended' "
                     "AND region_code IS NOT NULL GROUP BY region_code, kind"
                 )
             }

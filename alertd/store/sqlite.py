@@ -505,7 +505,7 @@ class SQLiteStore:
         recent_ends = {
             (row[0], AlertKind(row[1])): datetime.fromisoformat(row[2])
             for row in self._read(
-                "SELECT region_code, kind, MAX(started_at) FROM events WHERE status = 'ended' "
+                "SELECT region_code, kind, MAX(ended_at) FROM events WHERE status = 'ended' "
                 "AND region_code IS NOT NULL GROUP BY region_code, kind"
             )
         }
