@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from alertd.web.selfservice.api import api_routes
+from alertd.web.selfservice.openapi import openapi_routes
 from alertd.web.selfservice.pages import page_routes
 from alertd.web.selfservice.service import SelfService
 from alertd.web.selfservice.topics import topic_routes
@@ -28,7 +29,7 @@ __all__ = ["SelfService", "attach", "routes"]
 
 def routes() -> list[BaseRoute]:
     """Every self-service route (pages and API)."""
-    return [*page_routes(), *api_routes(), *topic_routes()]
+    return [*page_routes(), *api_routes(), *topic_routes(), *openapi_routes()]
 
 
 def attach(app: Starlette, service: SelfService) -> Starlette:
