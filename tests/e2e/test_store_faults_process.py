@@ -7,7 +7,8 @@
 * an external write lock (another process holding ``BEGIN EXCLUSIVE``): the same;
 * a second daemon on the same state file: refused, naming the first one's PID;
 * retention: old delivered rows and ended alerts' events leave the state file while
-  residents keep hearing each start and end exactly once.
+  residents keep hearing each start and end exactly once;
+* an empty state file where one existed: refused unless ``alertd run --init``.
 
 Assertions are on what residents receive (counts per channel) and what operators see
 (``/healthz``, log lines); waits are bounded, nothing asserts on timing.
@@ -247,3 +248,35 @@ def test_retention_prunes_old_history_and_residents_still_hear_each_notice_once(
     finally:
         code = daemon.stop()
     assert code == 0, daemon.log()
+
+
+def test_an_empty_state_file_is_refused_unless_run_init(
+    tmp_path: Path, upstream: Upstream, json_sink: JsonSink
+) -> None:
+    config = write_config(tmp_path, upstream, json_sink, _free_port())
+    db = tmp_path / "state" / "alertd.sqlite3"
+    db.parent.mkdir()
+    db.write_bytes(b"")  # a state file that existed and lost its contents (a botched restore, a full disk)
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alertd", "run", "--once", "--config", str(config), *extra],
+            env=alertd_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    refused = run()
+    assert refused.returncode == 1
+    assert "is empty (0 bytes)" in refused.stderr and "alertd run --init" in refused.stderr, refused.stderr
+    assert db.read_bytes() == b""  # left as it was for the operator to look at
+    started = run("--init")
+    assert started.returncode == 0, started.stderr
+    assert baselined(db)  # a fresh state, polled once
+    assert [p.stat().st_size for p in db.parent.glob("alertd.sqlite3.refused-*")] == [0]
+    assert run().returncode == 0  # from now on an ordinary state file
+    help_text = subprocess.run(
+        [sys.executable, "-m", "alertd", "run", "--help"], env=alertd_env(), capture_output=True, text=True
+    ).stdout
+    assert "--init" in help_text
