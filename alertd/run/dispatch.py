@@ -449,7 +449,8 @@ class Dispatcher:
             )
             message = self._rendered.get(key)
             if message is None:
-                message = render.render(
+                build = functools.partial(
+                    render.render,
                     job.item.event,
                     language=job.item.language,
                     tz=self._tz,
@@ -458,6 +459,12 @@ class Dispatcher:
                     combined_start=job.combined_start,
                     footer=footer,
                 )
+                # Operator templates render off the loop (the daemon's executor), within their step
+                # and output budget (alertd.core.template_budget); built-in texts are cheap.
+                if self._templates:
+                    message = await asyncio.get_running_loop().run_in_executor(None, build)
+                else:
+                    message = build()
                 if len(self._rendered) >= RENDER_CACHE_SIZE:
                     self._rendered.clear()
                 self._rendered[key] = message

@@ -420,3 +420,54 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     while not predicate():
         assert loop.time() < deadline, "condition not met"
         await asyncio.sleep(0.05)
+
+
+async def test_item10_operator_templates_render_off_the_event_loop(
+    tmp_path: Path, registry: RegionRegistry, json_sink: JsonSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from alertd.core import render as render_module
+    from alertd.core.model import AlertEvent, AlertKind, EventStatus
+    from alertd.core.tracker import StepResult, TrackerState, event_id
+    from alertd.run.dispatch import Dispatcher
+    from alertd.store.sqlite import OutboxRow
+
+    threads: list[str] = []
+    real_render = render_module.render
+
+    def recording_render(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(render_module, "render", recording_render)
+    settings = load_settings(
+        None,
+        env={},
+        registry=registry,
+        state_dir=tmp_path / "state",
+        templates={"started.en": "Alert: {{ region }} {{ time }}"},
+    )
+    store = Store(settings.db_path)
+    url = json_sink.url("/templated")
+    event = AlertEvent(
+        id=event_id("UA-32", AlertKind.AIR_RAID, T0, EventStatus.STARTED),
+        source="test",
+        kind=AlertKind.AIR_RAID,
+        status=EventStatus.STARTED,
+        region=registry.get("UA-32"),
+        started_at=T0,
+        observed_at=T0,
+    )
+    step = StepResult(
+        state=TrackerState(), events=[event], notes=[], changed_keys=frozenset(), source_changed=False
+    )
+    store.commit_step("test", step, outbox_for=lambda ev: [OutboxRow(ev.id, "r", url, "en")], now=T0)
+    dispatcher = Dispatcher(store, settings, clock=lambda: T0)
+    try:
+        await dispatcher.drain(timeout=20)
+    finally:
+        dispatcher.close()
+        store.close()
+    assert json_sink.received("/templated")[0].title.startswith("Alert: ")
+    assert threads and threading.main_thread().name not in threads, threads
