@@ -325,7 +325,6 @@ def parse_active(
     source: str,
     registry: RegionRegistry,
     where: str | None = None,
-    headers: Mapping[str, str] | None = None,
 ) -> Snapshot:
     """``/v1/alerts/active.json``: every active alert; an entry with ``finished_at`` goes to ``ended``.
 
@@ -333,7 +332,6 @@ def parse_active(
     ``alerts``, a mistyped ``meta`` or a missing required alert field is a ParseError
     naming the field.
     """
-    del headers  # the body carries its own time (meta.last_updated_at)
     return _alert_list(_load(body, source, where), source=source, registry=registry, where=where)
 
 
@@ -343,14 +341,12 @@ def parse_history(
     source: str,
     registry: RegionRegistry,
     where: str | None = None,
-    headers: Mapping[str, str] | None = None,
 ) -> Snapshot:
     """``/v1/regions/:uid/alerts/month_ago.json``: finished alerts → ``ended`` (explicit end
     records the tracker can use after a restart), unfinished ones → ``alerts``.
 
     Same shape as the active endpoint, so the same strict reading applies.
     """
-    del headers
     return _alert_list(_load(body, source, where), source=source, registry=registry, where=where)
 
 

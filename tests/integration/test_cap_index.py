@@ -29,6 +29,8 @@ MESSAGES = {
     "/cap/nws.cap": "cap11_nws_thunderstorm_CONSTRUCTED.xml",
     "/cap/restricted.xml": "cap12_restricted_scope_CONSTRUCTED.xml",
     "/cap/noscope.xml": "cap12_without_scope_CONSTRUCTED.xml",
+    "/cap/example2.xml": "oasis_cap12_example2_nws_thunderstorm_polygon.xml",
+    "/cap/cancel2.xml": "cap12_cancel_of_example2_CONSTRUCTED.xml",
 }
 
 
@@ -229,3 +231,33 @@ async def test_daemon_logs_a_restricted_message_once_and_a_refused_linked_one_on
     # the message without <scope> is refused once (its refusal is cached with its version)
     assert sum("item refused" in m and "<scope>" in m for m in lines) == 1
     assert len(publisher.message_hits()) == 3  # each linked message fetched once in three polls
+
+
+async def test_thin_index_alert_then_its_cancel_reach_the_event_log(
+    tmp_path: Path, publisher: Publisher
+) -> None:
+    """Alert, then a Cancel whose <references> name it: issued, then cancelled (the tracker's item rules)."""
+    publisher.index_paths = ["/cap/example1.xml"]
+    config = tmp_path / "alertd.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[http]\nenabled = false\n'
+        f'[[sources]]\nname = "cap-index"\ntype = "cap"\nurl = "{publisher.url}/index.atom"\ninterval = 60\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config, env={}, validate_urls=False)
+    store = Store(settings.db_path)
+    daemon = Daemon(settings, RegionRegistry.load(), store)
+    try:
+        await daemon.poll(daemon.sources[0])  # baseline: what is already listed is recorded
+        publisher.index_paths.append("/cap/example2.xml")
+        daemon.clear_backoff()
+        await daemon.poll(daemon.sources[0])
+        publisher.index_paths.append("/cap/cancel2.xml")
+        daemon.clear_backoff()
+        await daemon.poll(daemon.sources[0])
+        events = [(str(e.status), e.headline) for e in store.events()]
+    finally:
+        await daemon.aclose()
+        store.close()
+    assert [status for status, _ in events] == ["issued", "cancelled"]
+    assert events[0][1] == "SEVERE THUNDERSTORM WARNING"
