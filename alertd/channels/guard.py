@@ -262,8 +262,8 @@ def install() -> None:
         _real["getaddrinfo"] = socket.getaddrinfo
         _real["connect"] = socket.socket.connect
         _real["connect_ex"] = socket.socket.connect_ex
-        socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+        socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
+        socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
         socket.getaddrinfo = _guarded_getaddrinfo
 
 

@@ -70,7 +70,7 @@ def limited_h11(max_connections: int, header_timeout: float) -> type[asyncio.Pro
         _deadline: asyncio.TimerHandle | None = None
         _admitted = False
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             if len(self.connections) >= max_connections and not _evict_oldest_waiting():
                 transport.abort()  # every connection is mid-request: no room for this one
                 return

@@ -471,3 +471,27 @@ async def test_item10_operator_templates_render_off_the_event_loop(
         store.close()
     assert json_sink.received("/templated")[0].title.startswith("Alert: ")
     assert threads and threading.main_thread().name not in threads, threads
+
+
+async def test_refusals_cannot_flood_the_log(
+    make_env: Callable[..., Env], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Thousands of refused requests must not drown (or get journald to drop) the alert lines."""
+    from alertd.web.selfservice.service import RefusalLog
+
+    env = make_env()
+    caplog.set_level(logging.INFO)
+    bad = sub("ntfy", "alerts-olena-7f3k2", regions=["nowhere"])
+    async with env.client("198.51.100.77") as noisy, env.client("198.51.100.78") as other:
+        for _ in range(20):
+            assert (await noisy.post("/api/subscriptions", json=bad)).status_code == 400
+        assert (await other.post("/api/subscriptions", json=bad)).status_code == 400
+    lines = [r.getMessage() for r in caplog.records if "subscription refused" in r.getMessage()]
+    assert sum("client=198.51.100.77/32" in line for line in lines) == 5
+    assert sum("client=198.51.100.78/32" in line for line in lines) == 1
+
+    now = [0.0]
+    held = RefusalLog(burst=2, window=60, clock=lambda: now[0])
+    assert [held.admit("c")[0] for _ in range(5)] == [True, True, False, False, False]
+    now[0] = 61
+    assert held.admit("c") == (True, 3)  # the next window's first line says what was held back

@@ -32,7 +32,7 @@ _TOKEN = {
     "description": "The management token from the confirmation answer.",
     "schema": {"type": "string"},
 }
-_BEARER = [{"adminToken": []}]
+_BEARER: list[dict[str, list[str]]] = [{"adminToken": []}]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,7 @@ class SelfService:
             resolver=resolver,
         )
         self._notices: set[asyncio.Task[Any]] = set()
+        self._refusal_log = RefusalLog()
 
     # -- links -----------------------------------------------------------------------------------
     def manage_url(self, token: str) -> str:
@@ -172,7 +174,12 @@ class SelfService:
         return str(language)
 
     def _refused(self, exc: Refusal, action: str, client: str, **fields: object) -> None:
-        log.info("subscription refused " + kv(action=action, reason=exc.key, client=client, **fields))
+        show, suppressed = self._refusal_log.admit(client)
+        if show:
+            extra = {"suppressed": suppressed} if suppressed else {}
+            log.info(
+                "subscription refused " + kv(action=action, reason=exc.key, client=client, **fields, **extra)
+            )
 
     # -- create ------------------------------------------------------------------------------------
     async def create(self, data: dict[str, Any], client: str) -> tuple[WebSubscription, str]:
@@ -491,6 +498,39 @@ def _refuse_first(problems: list[Problem]) -> None:
     if first.limit is not None:
         params["limit"] = first.limit
     raise Refusal(400, first.key, field=first.field, **params)
+
+
+class RefusalLog:
+    """At most ``burst`` "subscription refused" lines per client prefix per ``window`` seconds.
+
+    Under attack every refused request would otherwise be a log line (thousands a
+    second), and journald's per-service rate limit would then drop alertd's own
+    lines about alerts and deliveries. The lines held back are counted and the
+    next line for that client says how many (``suppressed=``).
+    """
+
+    def __init__(
+        self, burst: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst, self.window, self.clock = burst, window, clock
+        self._clients: dict[str, list[float]] = {}  # client -> [window start, lines shown, held back]
+
+    def admit(self, client: str) -> tuple[bool, int]:
+        """(log this refusal?, refusals held back since the last line shown for this client)."""
+        now = self.clock()
+        entry = self._clients.get(client)
+        if entry is None or now - entry[0] >= self.window:
+            held = int(entry[2]) if entry is not None else 0
+            if len(self._clients) >= 10_000:  # many clients: forget the old windows wholesale
+                self._clients.clear()
+            self._clients[client] = [now, 1, 0]
+            return True, held
+        if entry[1] < self.burst:
+            entry[1] += 1
+            held, entry[2] = int(entry[2]), 0
+            return True, held
+        entry[2] += 1
+        return False, 0
 
 
 def _busy(exc: Busy) -> Refusal:
