@@ -200,6 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
 
+    p = sub.add_parser(
+        "store",
+        help="move the state to another store (SQLite -> PostgreSQL)",
+        description="migrate: copy this install's SQLite state (subscribers, tracker state, events, "
+        "outbox, self-service rows) into an empty PostgreSQL database and verify every table's row "
+        "count before committing. Stop the daemon first; the SQLite file is left as it was.",
+    )
+    p.add_argument("action", choices=("migrate",), help="what to do")
+    p.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="postgresql://user:password@host:port/db (or 'env' to read ALERTD_STORE__URL)",
+    )
+    _add_config(p)
+
     p = sub.add_parser("status", help="print active alerts and source health from the state file")
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -219,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "test-notify": cmd_test_notify,
         "demo": cmd_demo,
         "webhooks": cmd_webhooks,
+        "store": cmd_store,
     }[args.command]
     try:
         return handler(args)
@@ -421,6 +438,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         cursors = {c.name: c for c in store.cursors()}
         depth = store.outbox_depth()
         size = store.size_bytes()
+        leases = {lease.source: lease for lease in store.leases()}
+        claims = store.claims()
     finally:
         store.close()
     if args.json:
@@ -444,6 +463,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                     },
                     "outbox": depth,
                     "store": {"location": store.location, "size_bytes": size},
+                    "leases": {
+                        name: {"holder": lease.holder, "until": iso_utc(lease.until), "live": lease.live}
+                        for name, lease in leases.items()
+                    },
+                    "claimed": claims,
                 },
                 ensure_ascii=False,
             )
@@ -469,9 +493,35 @@ def cmd_status(args: argparse.Namespace) -> int:
             else f"FAILING ({c.consecutive_failures} in a row: {c.last_error})"
         )
         ago = f"{(now - c.last_success).total_seconds():.0f}s ago" if c.last_success else "never"
-        print(f"  {cfg.name:<20} {health}; last success {ago}; polls every {cfg.interval:g}s")
+        lease = leases.get(cfg.name)
+        held = ""
+        if lease is not None:  # several instances on one shared store
+            held = f"; polled by {lease.holder}" if lease.live else f"; lease of {lease.holder} expired"
+        print(f"  {cfg.name:<20} {health}; last success {ago}; polls every {cfg.interval:g}s{held}")
     print(f"outbox: {depth} deliveries pending")
+    for name, count in sorted(claims.items()):
+        print(f"  claimed by {name}: {count}")
     print(f"state: {store.location}" + (f" ({_size(size)})" if size is not None else ""))
+    return EXIT_OK
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """``alertd store migrate --to URL``: SQLite in state_dir → an empty PostgreSQL database."""
+    from alertd.store.migrate import copy_sqlite_to_postgres
+    from alertd.store.postgres import redact_url
+
+    settings, _registry = _load(args)
+    url = os.environ.get("ALERTD_STORE__URL", "") if args.to == "env" else args.to
+    if not url.startswith(("postgresql://", "postgres://")):
+        print("store migrate: --to must be a postgresql:// URL", file=sys.stderr)
+        return EXIT_CONFIG
+    copies = copy_sqlite_to_postgres(settings.db_path, url)
+    for c in copies:
+        print(f"  {c.table:<18} {c.source_rows:>8} rows copied, {c.copied_rows} verified")
+    print(
+        f"migrated {settings.db_path} to {redact_url(url)}: {sum(c.copied_rows for c in copies)} rows. "
+        "Set [store] url (or url_file) in the configuration of every instance, then start them."
+    )
     return EXIT_OK
 
 

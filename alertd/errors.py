@@ -4,7 +4,10 @@ AlertdError
 ├── ParseError        a payload that cannot be trusted (names source, file/feed, reason)
 ├── ConfigError       a configuration problem (names file and key)
 ├── StoreError        the state file is corrupt, locked or unwritable (names the path, carries the cause)
-│   └── StoreLocked   another alertd process already runs on this state (names its PID)
+│   ├── StoreLocked   another alertd process already runs on this state (names its PID)
+│   ├── StoreUnavailable  a shared database cannot be reached now (transient; nothing was written)
+│   ├── TrackerConflict   another instance stepped the tracker since this view was loaded
+│   └── LeaseLost     this instance no longer holds the source's poll lease
 └── FetchError        an upstream did not give a usable answer (names the source)
 """
 
@@ -59,6 +62,29 @@ class StoreLocked(StoreError):
     def __init__(self, message: str, *, holder_pid: int | None = None) -> None:
         self.holder_pid = holder_pid
         super().__init__(message, cause="locked by another alertd process")
+
+
+class StoreUnavailable(StoreError):
+    """The shared database cannot be reached right now. Nothing was written; try again later.
+
+    The store logs the outage once when it begins and once when it ends; callers retry
+    quietly on their own schedule.
+    """
+
+    def __init__(self, message: str, *, cause: str | None = None) -> None:
+        super().__init__(message, cause=cause, transient=True)
+
+
+class TrackerConflict(StoreError):
+    """Another instance committed a tracker step since this view was loaded: reload and compute again."""
+
+    def __init__(self, message: str) -> None:
+        # not transient: the same step would conflict again; the daemon reloads and computes anew
+        super().__init__(message, cause="tracker changed by another instance")
+
+
+class LeaseLost(StoreError):
+    """This instance no longer holds the source's poll lease: its step was not committed."""
 
 
 class FetchError(AlertdError):

@@ -10,9 +10,10 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 from alertd.config import Settings
-from alertd.core.model import AlertEvent
+from alertd.core.model import AlertEvent, iso_utc
 from alertd.core.regions import RegionRegistry
 from alertd.core.route import Router, subscribers_from, topic_bindings, topic_subscribers
 from alertd.errors import StoreError
@@ -21,7 +22,7 @@ from alertd.run.daemon import Daemon, run_forever
 from alertd.run.dispatch import Dispatcher
 from alertd.run.operators import OperatorNotifier
 from alertd.run.retention import prune_forever
-from alertd.store import OutboxRow, StateStore, open_store
+from alertd.store import OutboxRow, StateStore, instance_name, open_store
 from alertd.store.runner import StoreHealth, StoreRunner
 from alertd.web.metrics import Metrics
 
@@ -186,8 +187,12 @@ async def run_app(
         metrics = Metrics(
             outbox_depth=store.outbox_depth, sources=[s.name for s in settings.sources if s.enabled]
         )
+        instance = instance_name(settings)
         operators = OperatorNotifier(
-            [u.get_secret_value() for u in settings.operators.urls], settings.operators.language
+            [u.get_secret_value() for u in settings.operators.urls],
+            settings.operators.language,
+            # several instances on one store: each operator notice goes out once, not once each
+            once=(lambda key: store.once(key, instance)) if store.shared else None,
         )
         selfservice = None
         if settings.selfservice.enabled and settings.http.enabled:
@@ -230,6 +235,8 @@ async def run_app(
                 store, runner, retention.retention, retention.prune_interval, stop_event
             ),
         ]
+        if store.shared:
+            background.append(_share(settings, store, instance, daemon, dispatcher, metrics))
         if settings.http.enabled:
             from alertd.web.server import bind_socket, create_app, serve
 
@@ -245,6 +252,7 @@ async def run_app(
                 metrics=metrics,
                 started_at=started_at,
                 redact=SecretFilter(secrets).scrub,
+                shared=(lambda: shared_status(store, instance)) if store.shared else None,
                 routes=_selfservice_routes(selfservice)
                 + _cap_routes(settings, store, daemon, started_at)
                 + _hook_routes(settings, daemon, metrics, background),
@@ -272,6 +280,44 @@ async def run_app(
     finally:
         await asyncio.to_thread(runner.close)
         store.close()
+
+
+def _share(
+    settings: Settings,
+    store: StateStore,
+    instance: str,
+    daemon: Daemon,
+    dispatcher: Dispatcher,
+    metrics: Metrics,
+) -> Callable[[asyncio.Event], object]:
+    """Several instances on one shared store (README "Two servers"): this instance polls a source
+    only while it holds its lease (taken over from a dead holder, then polled at once), keeps its
+    outbox claims alive, and looks at the shared outbox every tick for rows other instances wrote."""
+    from alertd.run.leases import LeaseKeeper
+
+    keeper = LeaseKeeper(
+        store,
+        daemon.sources,
+        instance,
+        on_acquired=lambda cfg: daemon.poll_soon(cfg.name),
+        on_tick=dispatcher.wake,
+    )
+    daemon.may_poll = keeper.holds
+    metrics.shared_store(lambda: (store.leases(), store.claims()), instance)
+    log.info("shared store", instance=instance, store=store.location, claim_lease=settings.store.claim_lease)
+    return keeper.run
+
+
+def shared_status(store: StateStore, instance: str) -> dict[str, Any]:
+    """Who holds which poll lease and how many outbox rows each instance has claimed (/healthz, status)."""
+    return {
+        "this": instance,
+        "leases": {
+            lease.source: {"holder": lease.holder, "until": iso_utc(lease.until), "live": lease.live}
+            for lease in store.leases()
+        },
+        "claimed": store.claims(),
+    }
 
 
 def _cap_routes(settings: Settings, store: StateStore, daemon: Daemon, started_at: datetime) -> list:

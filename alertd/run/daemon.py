@@ -34,7 +34,7 @@ from alertd.core.model import AlertEvent, EventStatus, Snapshot
 from alertd.core.push import apply_push
 from alertd.core.regions import RegionRegistry
 from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, shift_clock, unchanged_snapshot
-from alertd.errors import FetchError, ParseError, StoreError
+from alertd.errors import FetchError, LeaseLost, ParseError, StoreError, TrackerConflict
 from alertd.logs import kv
 from alertd.run.clock import ClockWatch, MonotonicInterval
 from alertd.run.fetch import make_client
@@ -131,6 +131,9 @@ class Daemon:
             suspicious_drop=settings.tracker.suspicious_drop,
         )
         self.state = store.load_tracker_state()
+        #: Whether this instance may poll a source now. Always on an embedded store; with several
+        #: instances on a shared one, only while it holds the source's poll lease (run/leases.py).
+        self.may_poll: Callable[[str], bool] = lambda name: True
         self._client = client
         self._own_client = client is None
         self._not_before: dict[str, float] = {}  # monotonic time before which a backing-off source is skipped
@@ -183,7 +186,18 @@ class Daemon:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         async with self._lock(cfg.name):
+            await self._poll_guarded(cfg)
+
+    async def _poll_guarded(self, cfg: SourceConfig) -> None:
+        """One poll, if this instance may poll ``cfg`` now (always, unless several instances share
+        the store: then only while it holds the source's poll lease, see run/leases.py)."""
+        if self.may_poll(cfg.name):
             await self._poll(cfg)
+
+    async def _sync_state(self) -> None:
+        """On a shared store another instance may have stepped the tracker: continue from its view."""
+        if self.store.shared and await self.runner.call(self.store.tracker_stale):
+            self.state = await self.runner.call(self.store.load_tracker_state)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -214,7 +228,7 @@ class Daemon:
             self._wanted.discard(cfg.name)
             self._pushed_poll_at[cfg.name] = time.monotonic()
             if time.monotonic() >= self._not_before.get(cfg.name, 0.0):  # a backing-off source waits
-                await self._poll(cfg)
+                await self._poll_guarded(cfg)
 
     def set_interval(self, name: str, seconds: float) -> None:
         """Poll ``name`` every ``seconds`` from now on (slower while pushes arrive, see run/push.py)."""
@@ -244,6 +258,7 @@ class Daemon:
         self, cfg: SourceConfig, snapshot: Snapshot, received_wall: float
     ) -> list[AlertEvent]:
         now = datetime.now(UTC)
+        await self._sync_state()
         step = apply_push(self.state, snapshot, now)
         for note in step.notes:
             log.info(note)
@@ -345,6 +360,9 @@ class Daemon:
         """The store could not be read or written for this poll: nothing was applied (not even in
         memory), so the next poll diffs again. Back off like a failing source; StoreHealth logs
         the outage once and reports it."""
+        if isinstance(exc, LeaseLost):  # another instance polls this source now: not an outage
+            log.warning("poll not committed: lease lost " + kv(source=cfg.name, reason=str(exc)))
+            return
         failures = self._store_failures[cfg.name] = self._store_failures.get(cfg.name, 0) + 1
         delay = backoff_delay(
             failures, base=cfg.interval, cap=poll_backoff_cap(cfg.interval), draw=self._rng.random()
@@ -376,6 +394,7 @@ class Daemon:
             self.hooks.recovered(cfg.name, (datetime.now(UTC) - since).total_seconds())
         now = datetime.now(UTC)
         payload = result.payload
+        await self._sync_state()
         if isinstance(payload, Snapshot) or (payload is None and spec_of(cfg).shape is FeedShape.STATE):
             snapshot = payload if isinstance(payload, Snapshot) else unchanged_snapshot(self.state, cfg.name)
             for warning in snapshot.warnings:
@@ -384,17 +403,25 @@ class Daemon:
             if cfg.effective_end_hold is not None:
                 policy = replace(policy, explicit_end_hold=cfg.effective_end_hold)
             silent = await self._silent_sources(cfg.name, now)
-            step = apply_snapshot(self.state, snapshot, now, policy, silent)
+            for attempt in range(3):
+                step = apply_snapshot(self.state, snapshot, now, policy, silent)
+                try:
+                    new_events = await self.runner.call(
+                        self.store.commit_step,
+                        cfg.name,
+                        step,
+                        self.router,
+                        cursor={} if step.held else result.cursor,
+                        now=now,
+                    )
+                except TrackerConflict:  # another instance stepped the tracker meanwhile: its view
+                    if attempt == 2:
+                        raise
+                    self.state = await self.runner.call(self.store.load_tracker_state)
+                    continue
+                break
             for note in step.notes:
                 log.warning(note) if step.held else log.info(note)
-            new_events = await self.runner.call(
-                self.store.commit_step,
-                cfg.name,
-                step,
-                self.router,
-                cursor={} if step.held else result.cursor,
-                now=now,
-            )
             self.state = step.state
         elif payload is None:
             await self.runner.call(self.store.record_unchanged, cfg.name, result.cursor, now=now)

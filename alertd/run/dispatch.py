@@ -55,6 +55,7 @@ from alertd.config import Settings
 from alertd.core import render
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
 from alertd.core.tracker import event_id
+from alertd.errors import StoreError
 from alertd.logs import kv, mask_phone
 from alertd.store.base import OutboxItem, Outcome, StateStore
 
@@ -81,6 +82,8 @@ FLUSH_INTERVAL = 0.1
 FLUSH_SIZE = 200
 #: Rendered messages kept (per event × language × channel limits × footer); cleared when full.
 RENDER_CACHE_SIZE = 512
+#: Seconds before the pump looks again after a shared store could not be reached.
+STORE_RETRY = 1.0
 #: Upper bound on one idle sleep, so rows written by another process are seen eventually.
 IDLE_RECHECK = 30.0
 
@@ -228,8 +231,13 @@ class Dispatcher:
         later, 'sending' rows are our own deliveries in flight)."""
         if self._requeued:
             return
+        try:
+            again = self.store.requeue_inflight()
+        except StoreError as exc:  # a shared store unreachable at start-up: the pump tries again
+            if not exc.transient:
+                raise
+            return
         self._requeued = True
-        again = self.store.requeue_inflight()
         if again:
             log.warning(f"{again} deliveries were in flight at the last stop; sending again")
 
@@ -274,25 +282,37 @@ class Dispatcher:
             self._loop = asyncio.get_running_loop()
             while True:
                 stopping = stop is not None and stop.is_set()
-                self._maybe_flush(force=stopping or not self._inflight)
-                if stopping:
-                    return
-                room = self._batch_size - len(self._inflight)
-                # Claim when asked to (wake, timer) or when at least a quarter of the window is
-                # free: not once per finished delivery, which would be a transaction each.
-                if room > 0 and (self._woken or not self._inflight or room >= self._batch_size // 4):
-                    self._woken = False
-                    items = self.store.claim_due(self._clock(), limit=room)
-                    if items:
-                        self._start(items)
+                try:
+                    self._maybe_flush(force=stopping or not self._inflight)
+                    if stopping:
+                        return
+                    self._requeue_once()
+                    room = self._batch_size - len(self._inflight)
+                    # Claim when asked to (wake, timer) or when at least a quarter of the window is
+                    # free: not once per finished delivery, which would be a transaction each.
+                    if room > 0 and (self._woken or not self._inflight or room >= self._batch_size // 4):
+                        self._woken = False
+                        items = self.store.claim_due(self._clock(), limit=room)
+                        if items:
+                            self._start(items)
+                            continue
+                    if until_idle and not self._inflight and not self._buffer:
+                        due = self.store.next_due()
+                        if due is None or due > self._clock():
+                            return
+                        self._woken = True
                         continue
-                if until_idle and not self._inflight and not self._buffer:
-                    due = self.store.next_due()
-                    if due is None or due > self._clock():
+                    timeout = self._sleep_time(room)
+                except StoreError as exc:
+                    # A shared store unreachable (it logged the outage once): outcomes stay
+                    # buffered, rows stay in the database; look again shortly.
+                    if not exc.transient:
+                        raise
+                    if stopping:
                         return
                     self._woken = True
-                    continue
-                await self._sleep(self._sleep_time(room))
+                    timeout = STORE_RETRY
+                await self._sleep(timeout)
 
     def _sleep_time(self, room: int) -> float:
         timeout = IDLE_RECHECK
@@ -342,7 +362,20 @@ class Dispatcher:
         # pass, not once per row (500 queries before the first send starts).
         self._ended = {}
         for item in items:
-            decision = self._plan(item, now, claimed)
+            try:
+                decision = self._plan(item, now, claimed)
+            except StoreError as exc:  # the plan needs the store: try this row again shortly
+                if not exc.transient:
+                    raise
+                retry = Outcome(
+                    item.id,
+                    item.attempts,
+                    "pending",
+                    "store unavailable",
+                    now + timedelta(seconds=STORE_RETRY),
+                )
+                self._record(retry, item, log_it=False)
+                continue
             if isinstance(decision, Outcome):
                 self._record(decision, item)
                 continue
@@ -614,7 +647,11 @@ class Dispatcher:
         ):
             return
         batch, self._buffer = self._buffer, []
-        self.store.finish([o for o, _ in batch], self._clock())
+        try:
+            self.store.finish([o for o, _ in batch], self._clock())
+        except StoreError:
+            self._buffer = batch + self._buffer  # kept until the store takes them
+            raise
         self._report_dead((o, i) for o, i in batch if o.state == "dead")
 
     def _report_dead(self, dead: Iterable[tuple[Outcome, OutboxItem]]) -> None:

@@ -7,7 +7,9 @@ through the outbox: the outbox is what may be stuck when these matter.
 
 A flapping source or a broken channel must not turn into a pager storm, so every
 notice has a (kind, subject) key and at most one message per key goes out per
-:data:`RATE_LIMIT` seconds; what is held back is still logged.
+:data:`RATE_LIMIT` seconds; what is held back is still logged. With several instances
+on one shared store, ``once`` (the store's cross-instance dedup) makes that "once per
+window" hold for all of them together: whichever instance notices first sends it.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ class OperatorNotifier:
         rate_limit: float = RATE_LIMIT,
         clock: Callable[[], float] = time.monotonic,
         timeout: float | None = None,
+        once: Callable[[str], bool] | None = None,
     ) -> None:
+        self._once = once
         self._urls = [u.get_secret_value() if isinstance(u, SecretStr) else u for u in urls]
         self._language = language_of(language)
         self._text = _TEXT[self._language]
@@ -117,8 +121,24 @@ class OperatorNotifier:
                 log.info("operator notice held back (rate limit)", kind=kind, subject=subject)
                 return False
             self._last[key] = now
+            if self._once is not None and not self._shared_first(kind, subject or ""):
+                log.info("operator notice sent by another instance", kind=kind, subject=subject)
+                return False
         results = await asyncio.gather(*(self._send(url, title, body, notify_type) for url in self._urls))
         return any(results)
+
+    def _shared_first(self, kind: str, subject: str) -> bool:
+        """Is this instance the first of all to send (kind, subject) in this rate-limit window?
+
+        The window is counted on the wall clock (every instance must agree on it); a store
+        that cannot answer lets the notice through: twice is better than never.
+        """
+        assert self._once is not None
+        window = int(time.time() // self._rate_limit)
+        try:
+            return self._once(f"operator:{kind}:{subject}:{window}")
+        except Exception:
+            return True
 
     async def _send(self, url: str, title: str, body: str, notify_type: str) -> bool:
         channel = self._channels.get(url)

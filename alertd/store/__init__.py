@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from alertd.store.base import (
+    LeaseInfo,
     OutboxItem,
     OutboxRouter,
     OutboxRow,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from alertd.config import Settings
 
 __all__ = [
+    "LeaseInfo",
     "OutboxItem",
     "OutboxRouter",
     "OutboxRow",

@@ -23,6 +23,7 @@ from alertd.core.model import AlertEvent
 from alertd.core.tracker import Active, StepResult, TrackerState
 
 __all__ = [
+    "LeaseInfo",
     "OutboxItem",
     "OutboxRouter",
     "OutboxRow",
@@ -149,6 +150,17 @@ class WebSubscription:
     kinds: tuple[str, ...]
     language: str | None
     urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    """One source's poll lease in a shared store, as ``alertd status``, /healthz and /metrics show it."""
+
+    source: str
+    holder: str
+    until: datetime
+    since: datetime
+    live: bool
 
 
 #: Turns an event into the outbox rows that must carry it (routing, run inside the store's transaction).
@@ -354,4 +366,37 @@ class StateStore(Protocol):
 
     def web_active_tokens(self) -> dict[str, str]:
         """subscriber name → management token, for every active web subscriber."""
+        ...
+
+    # -- several instances on one shared store (alertd.store.postgres) ------------------------------
+    # An embedded store (SQLite) has one daemon per file: ``shared`` is False, every lease is
+    # its own, nothing is stale, and there is nobody to share a once-only key with.
+
+    #: True when several instances may share this store (leases and claims matter).
+    shared: bool
+
+    def tracker_stale(self) -> bool:
+        """Did another instance step the tracker since this process last loaded or committed a view?"""
+        ...
+
+    def acquire_source_lease(self, source: str, instance: str, ttl: float) -> bool:
+        """Take or renew ``source``'s poll lease for ``ttl`` seconds; True while ``instance`` holds it."""
+        ...
+
+    def release_source_lease(self, source: str, instance: str) -> None: ...
+
+    def leases(self) -> list[LeaseInfo]:
+        """Every poll lease: who holds it, until when (empty on an embedded store)."""
+        ...
+
+    def renew_claims(self, lease: float | None = None) -> int:
+        """Extend this instance's claim on the outbox rows it is delivering; returns how many."""
+        ...
+
+    def claims(self) -> dict[str, int]:
+        """Instance → outbox rows it has claimed right now (empty on an embedded store)."""
+        ...
+
+    def once(self, key: str, holder: str) -> bool:
+        """True for the first caller of ``key`` across every instance (operator-notice dedup)."""
         ...

@@ -98,7 +98,8 @@ def _copy_table(src: sqlite3.Connection, db: Any, table: str) -> TableCopy:
         ).fetchall()
     )
     cols = [c for c in source_cols if c in types]
-    where = " WHERE key <> 'schema_version'" if table == "meta" else ""
+    # the target's own bookkeeping (its schema version, its tracker revision) is not copied
+    where = " WHERE key NOT IN ('schema_version', 'tracker_rev')" if table == "meta" else ""
     source_rows = int(src.execute(f"SELECT COUNT(*) FROM {table}{where}").fetchone()[0])
     booleans = {i for i, c in enumerate(cols) if types[c] == "boolean"}
     state = cols.index("state") if table == "outbox" else -1

@@ -27,21 +27,22 @@ psycopg 3 and psycopg-pool are an optional extra: ``pip install 'alertd[postgres
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertd.core.model import AlertEvent, AlertKind, Region, Severity
 from alertd.core.tracker import Active, Key, SourceEntry, SourceStatus, StepResult, TrackerState
-from alertd.errors import StoreError
+from alertd.errors import LeaseLost, StoreError, StoreUnavailable, TrackerConflict
 from alertd.logs import get_logger
 from alertd.store.base import (
     FINAL_STATES,
+    LeaseInfo,
     OutboxItem,
     OutboxRouter,
     OutboxState,
@@ -203,6 +204,7 @@ MIGRATIONS: list[str] = [
         holder TEXT NOT NULL,
         at TIMESTAMPTZ NOT NULL
     );
+    INSERT INTO meta (key, value) VALUES ('tracker_rev', '0');
     """,
 ]
 
@@ -215,29 +217,6 @@ _DOWN_WAIT = 0.5
 #: seconds an instance's claim on outbox rows lasts unless renewed (a dead instance's rows
 #: return to the pool this long after its last renewal)
 CLAIM_LEASE = 30.0
-
-
-@dataclass(frozen=True)
-class LeaseInfo:
-    """One source's poll lease as ``alertd status``, /healthz and /metrics show it."""
-
-    source: str
-    holder: str
-    until: datetime
-    since: datetime
-    live: bool
-
-
-class StoreUnavailable(StoreError):
-    """The database cannot be reached right now. Nothing was written; try again later."""
-
-
-class TrackerConflict(StoreError):
-    """Another instance committed a tracker step since this view was loaded: reload and recompute."""
-
-
-class LeaseLost(StoreError):
-    """This instance no longer holds the source's poll lease: its step must not be committed."""
 
 
 def redact_url(url: str) -> str:
@@ -261,10 +240,11 @@ class _Health:
         self.down_since: float | None = None
         self._lock = threading.Lock()
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, began: float) -> None:
+        """An operation that began at ``began`` (monotonic) could not reach the database."""
         with self._lock:
             if self.down_since is None:
-                self.down_since = time.monotonic()
+                self.down_since = began
                 log.error(
                     "store unreachable; retrying, work waits in the database",
                     database=self.where,
@@ -309,6 +289,9 @@ class PostgresStore:
         self._health = _Health(self.where)
         self._tracker_rev: int | None = None
         self._pending_rev: int | None = None
+        # The pool's own warnings (one per failed connection attempt) would bury the one line
+        # per outage that _Health writes: it speaks for the pool.
+        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -335,6 +318,7 @@ class PostgresStore:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """One transaction on a pooled connection; an unreachable database raises StoreUnavailable."""
+        began = time.monotonic()
         try:
             # While the database is known to be down, fail fast instead of holding the caller.
             wait = _CONNECT_WAIT if self._health.down_since is None else _DOWN_WAIT
@@ -343,9 +327,9 @@ class PostgresStore:
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
                 raise StoreError(f"database {self.where}: {_one_line(exc)}") from exc
-            self._health.failed(exc)
+            self._health.failed(exc, began)
             raise StoreUnavailable(
-                f"database {self.where} unreachable: {_one_line(exc)}", cause=_one_line(exc), transient=True
+                f"database {self.where} unreachable: {_one_line(exc)}", cause=_one_line(exc)
             ) from exc
         self._health.ok()
 
@@ -431,20 +415,24 @@ class PostgresStore:
         """Did another instance commit a tracker step since this process last loaded or committed one?"""
         return self._tracker_rev is None or self.tracker_revision() != self._tracker_rev
 
-    def _fence(self, db: psycopg.Connection[Any], source: str, *, check_lease: bool = True) -> None:
+    def _fence(
+        self, db: psycopg.Connection[Any], source: str, *, check_lease: bool = True, step: bool = True
+    ) -> None:
         """Inside a step's transaction: refuse a stale view or a lost lease (see the module docstring).
 
         A pushed step (``check_lease=False``) may arrive at any instance: its payload is fresh,
         so only the view it was computed from must be current."""
-        row = db.execute("SELECT value FROM meta WHERE key = 'tracker_rev' FOR UPDATE").fetchone()
-        rev = int(row[0]) if row else 0
-        if self._tracker_rev is not None and rev != self._tracker_rev:
-            raise TrackerConflict(f"tracker state changed by another instance (revision {rev})")
         lease = db.execute(
             "SELECT holder, until > clock_timestamp() FROM leases WHERE name = %s", (_poll_lease(source),)
         ).fetchone()
         if check_lease and lease is not None and (lease[0] != self.instance or not lease[1]):
             raise LeaseLost(f"source {source} is polled by {lease[0]} now")
+        if not step:  # an item feed's commit: no tracker state changes
+            return
+        row = db.execute("SELECT value FROM meta WHERE key = 'tracker_rev' FOR UPDATE").fetchone()
+        rev = int(row[0]) if row else 0
+        if self._tracker_rev is not None and rev != self._tracker_rev:
+            raise TrackerConflict(f"tracker state changed by another instance (revision {rev})")
         db.execute(
             "INSERT INTO meta (key, value) VALUES ('tracker_rev', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -598,7 +586,7 @@ class PostgresStore:
     ) -> list[AlertEvent]:
         now = now or datetime.now(UTC)
         with self.transaction() as db:
-            self._fence(db, source)
+            self._fence(db, source, step=False)
             new_events = self._insert_events(db, events, outbox_for, now)
             with db.cursor() as cur:
                 cur.executemany(
@@ -613,7 +601,6 @@ class PostgresStore:
             self._touch_source(db, source)
             db.execute("UPDATE sources SET baseline_done = TRUE WHERE name = %s", (source,))
             self._success(db, source, cursor or {}, now)
-        self._tracker_rev = self._pending_rev
         return new_events
 
     # -- source cursors ---------------------------------------------------------------------------
@@ -690,18 +677,20 @@ class PostgresStore:
     def claim_due(self, now: datetime, limit: int = 500, lease: float | None = None) -> list[OutboxItem]:
         """Claim up to ``limit`` due rows for this instance under a claim lease (``FOR UPDATE SKIP LOCKED``).
 
-        Due: pending and due by ``now``, or claimed by an instance whose claim lease ran
-        out (it died mid-delivery: its rows return to the pool).
+        Due: pending and due by ``now``, or claimed by another instance whose claim lease
+        ran out (it died mid-delivery: its rows return to the pool). This instance's own rows
+        stay its own even when a database outage kept it from renewing their lease: they are
+        in flight or their outcome waits to be written.
         """
         with self.transaction() as db:
             rows = db.execute(
                 "WITH due AS (SELECT id FROM outbox WHERE (state = 'pending' AND next_attempt_at <= %s) "
-                "OR (state = 'sending' AND claimed_until < clock_timestamp()) "
+                "OR (state = 'sending' AND claimed_until < clock_timestamp() AND claimed_by IS DISTINCT FROM %s) "
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
                 "UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, claimed_by = %s, "
                 "claimed_until = clock_timestamp() + make_interval(secs => %s) FROM due WHERE o.id = due.id "
                 "RETURNING o.id, o.event_id, o.subscriber, o.channel, o.language, o.attempts, o.created_at",
-                (now, limit, self.instance, self.claim_lease if lease is None else lease),
+                (now, self.instance, limit, self.instance, self.claim_lease if lease is None else lease),
             ).fetchall()
             if not rows:
                 return []

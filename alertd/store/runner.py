@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from alertd.errors import StoreError
+from alertd.errors import StoreError, StoreUnavailable
 from alertd.logs import get_logger
 
 __all__ = ["StoreHealth", "StoreRunner"]
@@ -92,6 +92,7 @@ class StoreHealth:
         self._failing: dict[str, str] = {}  # writer -> the cause it last saw
         self._since: float | None = None
         self._first_cause: str | None = None
+        self._quiet = False  # this outage is a shared database's: it logs its own lines
 
     @property
     def writable(self) -> bool:
@@ -102,13 +103,18 @@ class StoreHealth:
         new = not self._failing
         joined = writer not in self._failing
         self._failing[writer] = exc.cause
+        # A shared database that cannot be reached logs its own outage and recovery, once each
+        # (alertd.store.postgres): no second pair of lines for the same outage here.
+        quiet = isinstance(exc, StoreUnavailable)
         if new:
             self._since = self._clock()
             self._first_cause = exc.cause
-            log.error("state store cannot be written", writer=writer, cause=exc.cause, error=str(exc))
+            self._quiet = quiet
+            if not quiet:
+                log.error("state store cannot be written", writer=writer, cause=exc.cause, error=str(exc))
             if self._on_outage is not None:
                 self._on_outage(exc.cause)
-        elif joined:
+        elif joined and not quiet:
             log.warning("state store cannot be written", writer=writer, cause=exc.cause)
         return new
 
@@ -118,7 +124,8 @@ class StoreHealth:
             return None
         since, self._since = self._since, None
         down = self._clock() - since if since is not None else 0.0
-        log.info("state store writable again", writer=writer, down_for=f"{down:.0f}s")
+        if not self._quiet:
+            log.info("state store writable again", writer=writer, down_for=f"{down:.0f}s")
         if self._on_recovery is not None:
             self._on_recovery(down)
         return down

@@ -37,6 +37,7 @@ from alertd.core.tracker import Active, Key, SourceEntry, SourceStatus, StepResu
 from alertd.errors import StoreError, StoreLocked
 from alertd.store.base import (
     FINAL_STATES,
+    LeaseInfo,
     OutboxItem,
     OutboxRouter,
     OutboxRow,
@@ -1150,6 +1151,30 @@ class SQLiteStore:
     def event(self, event_id: str) -> AlertEvent | None:
         rows = self._read("SELECT payload FROM events WHERE id = ?", (event_id,))
         return AlertEvent.model_validate_json(rows[0][0]) if rows else None
+
+    # -- several instances: not on SQLite (one daemon per file, see _InstanceLock) ------------------
+    shared = False
+
+    def tracker_stale(self) -> bool:
+        return False
+
+    def acquire_source_lease(self, source: str, instance: str, ttl: float) -> bool:
+        return True
+
+    def release_source_lease(self, source: str, instance: str) -> None:
+        return None
+
+    def leases(self) -> list[LeaseInfo]:
+        return []
+
+    def renew_claims(self, lease: float | None = None) -> int:
+        return 0
+
+    def claims(self) -> dict[str, int]:
+        return {}
+
+    def once(self, key: str, holder: str) -> bool:
+        return True
 
 
 #: The name this class had before the store seam (kept for callers being migrated).

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -137,6 +138,11 @@ class Metrics:
         for outcome in DELIVERY_OUTCOMES:
             self.deliveries.labels(outcome=outcome)
 
+    def shared_store(self, read: Callable[[], tuple[list[Any], dict[str, int]]], instance: str) -> None:
+        """Several instances on one shared store: export who holds which poll lease and how many
+        outbox rows each instance has claimed (``read`` returns ``(store.leases(), store.claims())``)."""
+        self.registry.register(_SharedStoreCollector(read, instance))
+
     def _read_outbox_depth(self) -> float:
         if self._outbox_depth is None:
             return 0.0
@@ -200,3 +206,43 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry (content type :data:`CONTENT_TYPE_LATEST`)."""
         return generate_latest(self.registry)
+
+
+class _SharedStoreCollector:
+    """Reads the shared store's leases and claims at scrape time (see :meth:`Metrics.shared_store`)."""
+
+    def __init__(self, read: Callable[[], tuple[list[Any], dict[str, int]]], instance: str) -> None:
+        self._read = read
+        self._instance = instance
+
+    def describe(self) -> list[Any]:
+        return []  # read at scrape time only: registering must not touch the database
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        this = GaugeMetricFamily(
+            "alertd_instance", "1, labelled with this instance's name.", labels=["instance"]
+        )
+        this.add_metric([self._instance], 1)
+        yield this
+        try:
+            leases, claims = self._read()
+        except Exception as exc:  # a scrape must not fail because the database is briefly away
+            log.warning("shared store unavailable for /metrics", error=str(exc))
+            return
+        held = GaugeMetricFamily(
+            "alertd_lease_held",
+            "1 for each live poll lease, by source and the instance holding it (one per source).",
+            labels=["source", "instance"],
+        )
+        for lease in leases:
+            if lease.live:
+                held.add_metric([lease.source, lease.holder], 1)
+        yield held
+        claimed = GaugeMetricFamily(
+            "alertd_outbox_claimed", "Outbox rows each instance has claimed right now.", labels=["instance"]
+        )
+        for name, count in sorted(claims.items()):
+            claimed.add_metric([name], count)
+        yield claimed

@@ -164,13 +164,16 @@ def create_app(
     max_outbox_lag: float = DEFAULT_MAX_OUTBOX_LAG,
     redact: Callable[[str], str] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    shared: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """Build the HTTP app: ``/healthz``, ``/metrics`` (when ``metrics`` is given), then ``routes``.
 
     ``/healthz`` uses ``health_check`` when given, else :func:`health` over
     ``store`` and ``settings.sources``. ``started_at`` is the process start (the
     sources' start-up grace counts from it; default: now). ``store_health``: the
-    writers' view of the store (a failed write makes ``/healthz`` 503 at once).
+    writers' view of the store (a failed write makes ``/healthz`` 503 at once). ``shared``: with
+    several instances on one shared store, what ``/healthz`` adds about them (this instance,
+    leases, claims).
     """
     if health_check is None and store is None:
         raise ValueError("create_app needs a store or a health_check")
@@ -194,6 +197,8 @@ def create_app(
     async def healthz(request: Request) -> Response:
         try:
             ok, body = check()
+            if shared is not None:
+                body["instances"] = shared()
         except Exception as exc:  # the state file locked or gone: that is unhealthy, not a 500
             log.warning("healthz check failed", error=f"{type(exc).__name__}: {exc}")
             ok, body = False, {"status": "failing", "error": f"health check failed: {type(exc).__name__}"}

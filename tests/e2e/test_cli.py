@@ -279,13 +279,15 @@ def credentials(tmp_path: Path) -> Path:
         "aid-worker.urls": "mailtos://user:pass@smtp.example.org?to=a@example.org\n",
         "operators.urls": "ntfy://ntfy.sh/ops\n",
         "kyiv-telegram.url": "tgram://123456789:AAH-placeholder/@kyiv_alerts\n",
+        "kyiv-volunteers.urls": "ntfy://ntfy.sh/kyiv-volunteers\n",
+        "store.url": "postgresql://alertd:placeholder-db-password@db.internal:5432/alertd\n",
     }
     for name, text in files.items():
         (creds / name).write_text(text, encoding="utf-8")
     return creds
 
 
-@pytest.mark.parametrize("example", ["alertd.example.toml", "ngo.example.toml"])
+@pytest.mark.parametrize("example", ["alertd.example.toml", "ngo.example.toml", "ha.example.toml"])
 def test_check_example_configs(example: str, credentials: Path) -> None:
     result = alertd(
         "check", "--config", str(REPO / "config" / example), env={"CREDENTIALS_DIRECTORY": str(credentials)}
@@ -293,7 +295,7 @@ def test_check_example_configs(example: str, credentials: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("config OK: "), result.stdout
     out = result.stdout + result.stderr
-    assert "AAH-placeholder" not in out and "b" * 32 not in out
+    assert "AAH-placeholder" not in out and "b" * 32 not in out and "placeholder-db-password" not in out
 
 
 def test_check_without_secret_files_names_them(tmp_path: Path) -> None:

@@ -276,3 +276,50 @@ def test_an_sqlite_install_moves_to_postgresql_with_every_row(tmp_path: Path, pg
     with pytest.raises(StoreError, match="already holds alertd data"):
         copy_sqlite_to_postgres(path, pg_url)
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == len(CHANNELS)
+
+
+def test_status_metrics_and_healthz_show_leases_and_claims(open_instance) -> None:
+    from alertd.run.app import shared_status
+    from alertd.web.metrics import Metrics
+
+    a, b = open_instance("a"), open_instance("b")
+    _fanned_out(a)
+    assert a.acquire_source_lease("aiu", "a", 30)
+    b.claim_due(T0 + timedelta(minutes=1), limit=2)
+    status = shared_status(b, "b")
+    assert status["this"] == "b" and status["claimed"] == {"b": 2}
+    assert status["leases"]["aiu"]["holder"] == "a" and status["leases"]["aiu"]["live"]
+    metrics = Metrics()
+    metrics.shared_store(lambda: (b.leases(), b.claims()), "b")
+    text = metrics.render().decode()
+    assert 'alertd_lease_held{instance="a",source="aiu"} 1.0' in text
+    assert 'alertd_outbox_claimed{instance="b"} 2.0' in text
+    assert 'alertd_instance{instance="b"} 1.0' in text
+
+
+def test_store_migrate_command_copies_and_reports_counts(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from alertd.cli import main
+    from alertd.store.sqlite import SQLiteStore
+
+    state = tmp_path / "state"
+    old = SQLiteStore(state / "alertd.sqlite3")
+    _fanned_out(old)
+    old.close()
+    config = tmp_path / "alertd.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n[[sources]]\nname = "a"\ntype = "alerts_in_ua"\ntoken = "t0k"\n'
+    )
+    assert main(["store", "migrate", "--to", pg_url, "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"outbox {len(CHANNELS):>8} rows copied, {len(CHANNELS)} verified".replace(
+            "outbox", "outbox".ljust(18)
+        )
+        in out
+    )
+    assert (
+        main(["store", "migrate", "--to", pg_url, "--config", str(config)]) == 1
+    )  # not into a used database
+    assert "already holds alertd data" in capsys.readouterr().err
