@@ -334,11 +334,17 @@ concurrency = 0
     result = alertd("check", "--config", str(path))
     assert result.returncode != 0
     lines = result.stdout.splitlines()
-    assert len(lines) == 2 and all(line.startswith(f"{path}: ") for line in lines), lines
+    assert len(lines) == 4 and all(line.startswith(f"{path}: ") for line in lines), lines
     keys = [line[len(f"{path}: ") :].split(":", 1)[0] for line in lines]
-    assert keys == ["sources[0].interval", "delivery.concurrency"], lines
+    # schema errors first, then what the valid rest of the file still shows: every problem in one run
+    assert keys == [
+        "sources[0].interval",
+        "delivery.concurrency",
+        "subscribers[0].regions[0]",
+        "subscribers[0].urls[0]",
+    ], lines
     out = result.stdout + result.stderr
-    assert "tok-not-printed-42" not in out
+    assert "tok-not-printed-42" not in out and "secret-in-url-77" not in out
 
     # schema fine, semantics broken: every problem, each naming its key
     path.write_text(
