@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -108,3 +109,34 @@ def parse_time(value: Any, field: str, source: str, where: str | None, *, naive_
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=naive_tz)
     return dt.astimezone(UTC)
+
+
+def header_time(headers: Mapping[str, str] | None, source: str, where: str | None) -> datetime | None:
+    """``Last-Modified`` as a snapshot's time where the body carries none.
+
+    A garbled header is ignored: it does not make the body itself untrustworthy.
+    """
+    for key, value in (headers or {}).items():
+        if key.lower() == "last-modified":
+            try:
+                return parse_time(value, "Last-Modified", source, where)
+            except ParseError:
+                return None
+    return None
+
+
+def load_api_json(body: bytes, source: str, where: str | None, data_keys: Collection[str]) -> Any:
+    """Strict JSON from a JSON API: an HTML page and an error object are named as what they are.
+
+    A JSON object without any of ``data_keys`` but with ``message``/``error``/``detail``/
+    ``title`` is the API's error answer: quoted in a ParseError, never read as "no alerts".
+    """
+    check_size(body, source, where)
+    if body[:512].lstrip().startswith(b"<"):
+        raise ParseError(source, "got HTML/XML (an error page?) where JSON was expected", where)
+    data = load_json(body, source, where)
+    if isinstance(data, dict) and not any(key in data for key in data_keys):
+        for key in ("message", "error", "detail", "title"):
+            if key in data:
+                raise ParseError(source, f"upstream error response: {str(data[key])[:200]!r}", where)
+    return data

@@ -29,7 +29,7 @@ from typing import Any
 from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Snapshot
 from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
-from alertd.sources._common import check_size, expect, load_json, parse_time
+from alertd.sources._common import expect, header_time, load_api_json, parse_time
 from alertd.sources.spec import Auth, FeedShape, ParseInput, SourceSpec
 
 __all__ = [
@@ -113,43 +113,8 @@ _IOT_LETTERS = frozenset("APN")
 # --------------------------------------------------------------------------- helpers
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if not headers:
-        return None
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _header_time(headers: Mapping[str, str] | None, source: str, where: str | None) -> datetime | None:
-    """``Last-Modified`` as the snapshot time where the body has none; a garbled header is ignored
-    because it does not make the body itself untrustworthy."""
-    value = _header(headers, "last-modified")
-    if value is None:
-        return None
-    try:
-        return parse_time(value, "Last-Modified", source, where)
-    except ParseError:
-        return None
-
-
 def _load(body: bytes, source: str, where: str | None) -> Any:
-    """Strict JSON, with an HTML error page named as such rather than as a JSON syntax error."""
-    check_size(body, source, where)
-    if body[:512].lstrip().startswith(b"<"):
-        raise ParseError(source, "got HTML/XML (an error page?) where JSON was expected", where)
-    return _check_upstream_error(load_json(body, source, where), source, where)
-
-
-def _check_upstream_error(data: Any, source: str, where: str | None) -> Any:
-    """An API error object (``{"message": "..."}``) is an error, quoted, never an empty snapshot."""
-    if isinstance(data, dict) and "alerts" not in data:
-        for key in ("message", "error", "detail", "title"):
-            if key in data:
-                text = str(data[key])[:200]
-                raise ParseError(source, f"upstream error response: {text!r}", where)
-    return data
+    return load_api_json(body, source, where, ("alerts",))
 
 
 def _uid(value: Any, field: str, source: str, where: str | None) -> str:
@@ -439,7 +404,7 @@ def _iot_snapshot(
     warnings: list[str] = []
     alerts = tuple(_iot_alert(_iot_region(registry, uid, warnings), uid) for uid in active_uids)
     return Snapshot(
-        source=source, alerts=alerts, as_of=_header_time(headers, source, where), warnings=tuple(warnings)
+        source=source, alerts=alerts, as_of=header_time(headers, source, where), warnings=tuple(warnings)
     )
 
 

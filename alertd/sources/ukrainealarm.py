@@ -32,7 +32,7 @@ from typing import Any
 from alertd.core.model import ActiveAlert, AlertKind, Region, RegionLevel, Snapshot
 from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
-from alertd.sources._common import check_size, expect, load_json, parse_time
+from alertd.sources._common import expect, header_time, load_api_json, parse_time
 from alertd.sources.spec import Auth, ChangeIndex, FeedShape, ParseInput, RegistryRefresh, SourceSpec
 
 __all__ = [
@@ -80,30 +80,8 @@ _NO_END_PREFIX = "0001-01-01"
 # --------------------------------------------------------------------------- helpers
 
 
-def _header_time(headers: Mapping[str, str] | None, source: str, where: str | None) -> datetime | None:
-    """``Last-Modified`` as the snapshot time: the alert list itself carries no "as of"."""
-    if not headers:
-        return None
-    for key, value in headers.items():
-        if key.lower() == "last-modified":
-            try:
-                return parse_time(value, "Last-Modified", source, where)
-            except ParseError:
-                return None  # a garbled header does not make the body untrustworthy
-    return None
-
-
 def _load(body: bytes, source: str, where: str | None) -> Any:
-    """Strict JSON; an HTML page and an error object are named as what they are."""
-    check_size(body, source, where)
-    if body[:512].lstrip().startswith(b"<"):
-        raise ParseError(source, "got HTML/XML (an error page?) where JSON was expected", where)
-    data = load_json(body, source, where)
-    if isinstance(data, dict):
-        for key in ("message", "error", "title", "detail"):
-            if key in data and "activeAlerts" not in data and "lastActionIndex" not in data:
-                raise ParseError(source, f"upstream error response: {str(data[key])[:200]!r}", where)
-    return data
+    return load_api_json(body, source, where, ("activeAlerts", "lastActionIndex"))
 
 
 def _optional_str(value: Any, field: str, source: str, where: str | None) -> str | None:
@@ -253,7 +231,7 @@ def _region_list(
     return Snapshot(
         source=source,
         alerts=tuple(seen.values()),
-        as_of=_header_time(headers, source, where),
+        as_of=header_time(headers, source, where),
         warnings=tuple(warnings),
     )
 
@@ -353,7 +331,7 @@ def parse_webhook(
     return region, Snapshot(
         source=source,
         alerts=tuple(alerts),
-        as_of=as_of or _header_time(headers, source, where),
+        as_of=as_of or header_time(headers, source, where),
         warnings=tuple(warnings),
     )
 
@@ -420,7 +398,7 @@ def parse_region_history(
         source=source,
         alerts=tuple(alerts),
         ended=tuple(ended),
-        as_of=_header_time(headers, source, where),
+        as_of=header_time(headers, source, where),
         warnings=tuple(warnings),
     )
 
