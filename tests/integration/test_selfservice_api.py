@@ -24,6 +24,7 @@ from support.sinks import JsonSink
 from alertd.config import Settings, load_settings
 from alertd.core.regions import RegionRegistry
 from alertd.errors import ConfigError
+from alertd.logs import line as log_line
 from alertd.store.sqlite import Store
 from alertd.web.selfservice import SelfService, attach, routes
 from alertd.web.selfservice.i18n import t
@@ -542,7 +543,7 @@ async def test_logs_mask_phone_numbers(
         response = await http.post("/api/subscriptions", json=data)
         assert response.status_code == 202, response.text
         assert response.json()["destination"] == "+38050…67"
-    text = "\n".join(r.getMessage() for r in caplog.records)
+    text = "\n".join(log_line(r) for r in caplog.records)
     assert "subscription created" in text and "+38050…67" in text and "client=192.0.2.44" in text
     assert "380501234567" not in text
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -22,7 +21,7 @@ from alertd.channels.guard import Guard, GuardExpired, Resolver, guard_plugin
 from alertd.config import Settings
 from alertd.core.regions import RegionRegistry
 from alertd.core.subscribers import Problem, check_kinds, check_language, check_regions
-from alertd.logs import kv
+from alertd.logs import get_logger
 from alertd.store.base import StateStore, StoredSubscriber
 from alertd.web.selfservice.i18n import OFFERED_KINDS, t
 from alertd.web.selfservice.safety import (
@@ -38,7 +37,7 @@ from alertd.web.selfservice.visitors import Busy, VisitorWork
 
 __all__ = ["SelfService", "Subscription"]
 
-log = logging.getLogger("alertd.web.selfservice")
+log = get_logger(__name__)
 
 #: The error a missing or malformed value of each channel kind gets.
 _VALUE_ERRORS = {"ntfy": "bad_topic", "telegram": "bad_chat_id", "email": "bad_email", "sms": "bad_phone"}
@@ -177,9 +176,7 @@ class SelfService:
         show, suppressed = self._refusal_log.admit(client)
         if show:
             extra = {"suppressed": suppressed} if suppressed else {}
-            log.info(
-                "subscription refused " + kv(action=action, reason=exc.key, client=client, **fields, **extra)
-            )
+            log.info("subscription refused", action=action, reason=exc.key, client=client, **fields, **extra)
 
     # -- create ------------------------------------------------------------------------------------
     async def create(self, data: dict[str, Any], client: str) -> tuple[WebSubscription, str]:
@@ -267,16 +264,14 @@ class SelfService:
             self.web.delete(sub_id)
             raise Refusal(502, "send_failed", field="value")
         log.info(
-            "subscription created "
-            + kv(
-                id=sub_id,
-                channel=built.kind,
-                destination=built.masked,
-                regions=",".join(regions),
-                kinds=",".join(kinds),
-                language=language,
-                client=client,
-            )
+            "subscription created",
+            id=sub_id,
+            channel=built.kind,
+            destination=built.masked,
+            regions=regions,
+            kinds=kinds,
+            language=language,
+            client=client,
         )
         row = self.web.get(sub_id)
         assert row is not None
@@ -293,7 +288,7 @@ class SelfService:
             return bool(await self._sender(built.url, title, body))
         ok, detail = await self._visitor_send(built.kind, built.url, title, body, client, short=lines[0])
         if not ok:
-            log.warning("confirmation not delivered " + kv(id=sub_id, channel=built.masked, error=detail))
+            log.warning("confirmation not delivered", id=sub_id, channel=built.masked, error=detail)
         return ok
 
     async def _visitor_send(
@@ -350,8 +345,11 @@ class SelfService:
                 ok, detail = False, type(exc).__name__
             if not ok:
                 log.warning(
-                    "change notice not delivered "
-                    + kv(id=row.id, action=action, channel=row.destination_masked, error=detail)
+                    "change notice not delivered",
+                    id=row.id,
+                    action=action,
+                    channel=row.destination_masked,
+                    error=detail,
                 )
 
         task = asyncio.ensure_future(notify())
@@ -398,8 +396,7 @@ class SelfService:
             raise Refusal(400, "wrong_code", field="code", left=left)
         self.web.activate(sub_id, now)
         log.info(
-            "subscription confirmed "
-            + kv(id=sub_id, channel=row.channel_kind, destination=row.destination_masked)
+            "subscription confirmed", id=sub_id, channel=row.channel_kind, destination=row.destination_masked
         )
         fresh = self.web.get(sub_id)
         assert fresh is not None
@@ -426,14 +423,12 @@ class SelfService:
         self.web.update(row.id, regions=regions, kinds=kinds, language=language, now=self.clock())
         self._notify_change(row, "changed", client)
         log.info(
-            "subscription changed "
-            + kv(
-                id=row.id,
-                regions=",".join(regions) if regions is not None else None,
-                kinds=",".join(kinds) if kinds is not None else None,
-                language=language,
-                client=client,
-            )
+            "subscription changed",
+            id=row.id,
+            regions=regions,
+            kinds=kinds,
+            language=language,
+            client=client,
         )
         return self.by_token(token)
 
@@ -446,15 +441,18 @@ class SelfService:
         self.web.delete(row.id)
         self._notify_change(row, "deleted", client)
         log.info(
-            "subscription deleted "
-            + kv(id=row.id, channel=row.channel_kind, destination=row.destination_masked, client=client)
+            "subscription deleted",
+            id=row.id,
+            channel=row.channel_kind,
+            destination=row.destination_masked,
+            client=client,
         )
 
     # -- admin ------------------------------------------------------------------------------------
     def disable(self, name: str) -> bool:
         changed = self.store.set_subscriber_status(name, "disabled")
         if changed:
-            log.info("subscriber disabled by operator " + kv(subscriber=name))
+            log.info("subscriber disabled by operator", subscriber=name)
         return changed
 
     def view(self, row: WebSubscription, *, with_link: bool = True) -> Subscription:
