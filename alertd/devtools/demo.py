@@ -96,6 +96,8 @@ _LABELS = {"failure": "alert", "success": "all-clear", "warning": "advisory", "i
 #: alertd INFO log lines worth showing; every WARNING and above is shown.
 _SHOWN_INFO = ("alert started", "alert ended", "alert already active", "source recovered")
 _ID_FIELD = re.compile(r"\s+id=\S+")
+#: Facts of a log line that mean nothing to a demo viewer (ids, and a status the message already says).
+_HIDDEN_FIELDS = frozenset({"id", "event", "status"})
 
 
 class _Narrator:
@@ -136,8 +138,8 @@ class _LogToNarrator(logging.Handler):
             text = record.getMessage()
             if record.levelno < logging.WARNING and not text.startswith(_SHOWN_INFO):
                 return
-            # the event id means nothing to a demo viewer; every other fact is shown as logged
-            shown = format_fields({k: v for k, v in fields_of(record).items() if k != "id"})
+            # ids mean nothing to a demo viewer; every other fact is shown as logged
+            shown = format_fields({k: v for k, v in fields_of(record).items() if k not in _HIDDEN_FIELDS})
             text = _ID_FIELD.sub("", f"{text} {shown}" if shown else text)
             level = "" if record.levelno == logging.INFO else f"{record.levelname} "
             self.narrator.say("alertd", level + text, "2")

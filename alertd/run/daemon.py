@@ -35,7 +35,7 @@ from alertd.core.push import apply_push
 from alertd.core.regions import RegionRegistry
 from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, shift_clock, unchanged_snapshot
 from alertd.errors import FetchError, LeaseLost, ParseError, StoreError, TrackerConflict
-from alertd.logs import kv
+from alertd.logs import get_logger
 from alertd.run.clock import ClockWatch, MonotonicInterval
 from alertd.run.fetch import make_client
 from alertd.run.poll import MessageCache, PollResult, poll_source, refresh_registry, spec_of
@@ -43,7 +43,7 @@ from alertd.sources.spec import FeedShape
 from alertd.store.base import OutboxRouter, SourceCursor, StateStore
 from alertd.store.runner import StoreHealth, StoreRunner
 
-log = logging.getLogger("alertd")
+log = get_logger(__name__)
 
 #: Longest wait between polls of a failing source: a feed back after an outage is heard within this.
 MAX_POLL_BACKOFF = 60.0
@@ -81,22 +81,25 @@ class NoHooks:
         pass
 
 
-def describe_event(event: AlertEvent) -> str:
-    """The log line for an event: what, where, which source, which id."""
+def describe_event(event: AlertEvent) -> tuple[str, dict[str, object]]:
+    """The log line for an event: what happened, and its facts as fields (``event`` is its id)."""
+    fields: dict[str, object] = {"kind": str(event.kind)}
     if event.region is not None:
-        what = {
+        message = {
             EventStatus.STARTED: "alert started",
             EventStatus.ENDED: "alert ended",
             EventStatus.UPDATED: "alert updated",
         }.get(event.status, f"alert {event.status}")
-        line = f"{what} {event.kind} {event.region.code} {event.region.name()} "
-        extra = {}
+        fields.update(region=event.region.code, place=event.region.name(), source=event.source)
         if event.status == EventStatus.ENDED and event.started_at and event.ended_at:
-            extra["duration"] = f"{int((event.ended_at - event.started_at).total_seconds() // 60)}m"
-        return line + kv(source=event.source, id=event.id, **extra)
-    return f"notice {event.status} {event.kind} " + kv(
-        source=event.source, title=event.headline[:80], country=event.country, level=event.level, id=event.id
-    )
+            fields["duration"] = f"{int((event.ended_at - event.started_at).total_seconds() // 60)}m"
+    else:
+        message = f"notice {event.status}"
+        fields.update(
+            source=event.source, title=event.headline[:80], country=event.country, level=event.level
+        )
+    fields.update(event=event.id, status=str(event.status))
+    return message, fields
 
 
 class Daemon:
@@ -261,7 +264,7 @@ class Daemon:
         await self._sync_state()
         step = apply_push(self.state, snapshot, now)
         for note in step.notes:
-            log.info(note)
+            log.info(note.message, **note.fields)
         if not step.source_changed:
             return []
         new_events = await self.runner.call(
@@ -270,7 +273,8 @@ class Daemon:
         self.store_health.recovered("poll")
         self.state = step.state
         for event in new_events:
-            log.info(describe_event(event) + " " + kv(via="push"))
+            message, fields = describe_event(event)
+            log.info(message, **fields, via="push")
         if new_events:
             self.hooks.events(new_events, received_wall)
             self.on_commit()
@@ -296,25 +300,25 @@ class Daemon:
             registry = await refresh_registry(self.client, cfg, self.registry)
         except (FetchError, ParseError) as exc:
             self._refresh_due[cfg.name] = time.monotonic() + refresh.retry_after_failure
-            log.warning("region list not fetched " + kv(source=cfg.name, error=str(exc)))
+            log.warning("region list not fetched", source=cfg.name, error=str(exc))
             return
         if registry is None:
             return
         before = len(self.registry)
         self.registry = registry
-        log.info("region list fetched " + kv(source=cfg.name, added=len(self.registry) - before))
+        log.info("region list fetched", source=cfg.name, added=len(self.registry) - before)
 
     def _log_skipped(self, cfg: SourceConfig, result: PollResult) -> None:
         """Refused items: a warning each time; fine-but-not-for-residents ones once, at info."""
         told = self._told.setdefault(cfg.name, set())
         for item in result.skipped:
             if item.warning:
-                log.warning("item refused " + kv(source=cfg.name, reason=item.reason))
+                log.warning("item refused", source=cfg.name, reason=item.reason)
             elif item.key not in told:
                 if len(told) >= _TOLD_LIMIT:
                     told.clear()
                 told.add(item.key)
-                log.info("item not announced " + kv(source=cfg.name, reason=item.reason))
+                log.info("item not announced", source=cfg.name, reason=item.reason)
 
     async def _poll(self, cfg: SourceConfig) -> None:
         await self._refresh(cfg)
@@ -336,7 +340,7 @@ class Daemon:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in a parser must not kill the daemon or flip state
-            log.exception("poll crashed " + kv(source=cfg.name, error=type(exc).__name__))
+            log.exception("poll crashed", source=cfg.name, error=type(exc).__name__)
             await self._failed(cfg, f"internal error: {type(exc).__name__}: {exc}", None)
             return
         try:
@@ -346,9 +350,10 @@ class Daemon:
             return
         self._store_failures.pop(cfg.name, None)
         self.store_health.recovered("poll")
-        log.debug("poll ok " + kv(source=cfg.name, events=len(new_events)))
+        log.debug("poll ok", source=cfg.name, events=len(new_events))
         for event in new_events:
-            log.info(describe_event(event))
+            message, fields = describe_event(event)
+            log.info(message, **fields)
         self.hooks.poll_ok(cfg.name, result.received_wall)
         if new_events:
             self.hooks.events(new_events, result.received_wall)
@@ -361,7 +366,7 @@ class Daemon:
         memory), so the next poll diffs again. Back off like a failing source; StoreHealth logs
         the outage once and reports it."""
         if isinstance(exc, LeaseLost):  # another instance polls this source now: not an outage
-            log.warning("poll not committed: lease lost " + kv(source=cfg.name, reason=str(exc)))
+            log.warning("poll not committed: lease lost", source=cfg.name, reason=str(exc))
             return
         failures = self._store_failures[cfg.name] = self._store_failures.get(cfg.name, 0) + 1
         delay = backoff_delay(
@@ -370,8 +375,7 @@ class Daemon:
         self._not_before[cfg.name] = time.monotonic() + delay
         self.store_health.failed("poll", exc)
         log.debug(
-            "poll not recorded "
-            + kv(source=cfg.name, failures=failures, retry_in=f"{delay:.0f}s", cause=exc.cause)
+            "poll not recorded", source=cfg.name, failures=failures, retry_in=f"{delay:.0f}s", cause=exc.cause
         )
 
     async def _commit(self, cfg: SourceConfig, cursor: SourceCursor, result: PollResult) -> list[AlertEvent]:
@@ -381,12 +385,10 @@ class Daemon:
         self._log_skipped(cfg, result)
         if cursor.consecutive_failures:
             log.info(
-                "source recovered "
-                + kv(
-                    source=cfg.name,
-                    failures=cursor.consecutive_failures,
-                    down_since=_iso(cursor.failing_since),
-                )
+                "source recovered",
+                source=cfg.name,
+                failures=cursor.consecutive_failures,
+                down_since=cursor.failing_since,
             )
         if cursor.down_reported:
             await self.runner.call(self.store.set_down_reported, cfg.name, False)
@@ -398,7 +400,7 @@ class Daemon:
         if isinstance(payload, Snapshot) or (payload is None and spec_of(cfg).shape is FeedShape.STATE):
             snapshot = payload if isinstance(payload, Snapshot) else unchanged_snapshot(self.state, cfg.name)
             for warning in snapshot.warnings:
-                log.warning("payload warning " + kv(source=cfg.name, warning=warning))
+                log.warning("payload warning", source=cfg.name, warning=warning)
             policy = self.policy
             if cfg.effective_end_hold is not None:
                 policy = replace(policy, explicit_end_hold=cfg.effective_end_hold)
@@ -421,7 +423,7 @@ class Daemon:
                     continue
                 break
             for note in step.notes:
-                log.warning(note) if step.held else log.info(note)
+                log.log(logging.WARNING if step.held else logging.INFO, note.message, **note.fields)
             self.state = step.state
         elif payload is None:
             await self.runner.call(self.store.record_unchanged, cfg.name, result.cursor, now=now)
@@ -438,7 +440,7 @@ class Daemon:
                 policy=self.policy,
             )
             for note in notes:
-                log.info(note)
+                log.info(note.message, **note.fields)
             new_events = await self.runner.call(
                 self.store.commit_notices, cfg.name, events, remember, self.router, result.cursor, now=now
             )
@@ -495,14 +497,11 @@ class Daemon:
             delay = max(delay, min(retry_after, 3600.0))
         self._not_before[cfg.name] = time.monotonic() + delay
         log.warning(
-            "poll failed "
-            + kv(
-                source=cfg.name,
-                failures=failures,
-                retry_in=f"{delay:.0f}s",
-                error=error,
-            )
-            + " (alert state unchanged)"
+            "poll failed (alert state unchanged)",
+            source=cfg.name,
+            failures=failures,
+            retry_in=f"{delay:.0f}s",
+            error=error,
         )
         self.hooks.poll_failed(cfg.name, error)
 
@@ -548,10 +547,6 @@ class Daemon:
             job.modify(next_run_time=now + timedelta(milliseconds=20 * i))
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
 async def run_forever(
     daemon: Daemon,
     *,
@@ -574,7 +569,7 @@ async def run_forever(
     scheduler.start()
     watch = ClockWatch()
     tasks.append(asyncio.ensure_future(watch.run(stop, daemon.clock_stepped)))
-    log.info("alertd running " + kv(sources=len(daemon.sources), state=daemon.store.location))
+    log.info("alertd running", sources=len(daemon.sources), state=daemon.store.location)
     try:
         await stop.wait()
     finally:
@@ -591,7 +586,7 @@ async def run_forever(
                 task.cancel()
             for task in done:
                 if task.exception() is not None:
-                    log.error("background task failed: %r", task.exception())
+                    log.error("background task failed", error=repr(task.exception()))
         await daemon.aclose()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

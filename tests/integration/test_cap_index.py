@@ -16,6 +16,7 @@ from support.process import alertd_env
 
 from alertd.config import SourceConfig, load_settings
 from alertd.core.regions import RegionRegistry
+from alertd.logs import line as log_line
 from alertd.run.daemon import Daemon
 from alertd.run.fetch import make_client
 from alertd.run.poll import MessageCache, poll_source, resolve_links
@@ -226,7 +227,7 @@ async def test_daemon_logs_a_restricted_message_once_and_a_refused_linked_one_on
     finally:
         await daemon.aclose()
         store.close()
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [log_line(r) for r in caplog.records]
     assert sum("item not announced" in m and "scope Restricted" in m for m in lines) == 1
     # the message without <scope> is refused once (its refusal is cached with its version)
     assert sum("item refused" in m and "<scope>" in m for m in lines) == 1

@@ -20,6 +20,7 @@ from alertd.config import Settings, SourceConfig
 from alertd.core.model import EventStatus
 from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import SimAlert, Upstream
+from alertd.logs import line as log_line
 from alertd.run.daemon import Daemon, run_forever
 from alertd.store.sqlite import Store
 
@@ -41,7 +42,7 @@ def no_token_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.DEBUG)
     yield
     for record in caplog.records:
-        text = record.getMessage() + (record.exc_text or "")
+        text = log_line(record)  # message, fields and traceback
         assert AIU_TOKEN not in text and UA_TOKEN not in text, text
 
 
@@ -100,7 +101,7 @@ async def harness(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Harness]:
 
 
 def messages(caplog: pytest.LogCaptureFixture, needle: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if needle in r.getMessage()]
+    return [text for r in caplog.records if needle in (text := log_line(r))]
 
 
 # -- 1. a whole day in the life of two sources ------------------------------------------------------
@@ -297,7 +298,7 @@ async def test_suspicious_drop_is_held(
     caplog.clear()
     await harness.poll("aiu")
     held = [r for r in caplog.records if "suspicious poll held" in r.getMessage()]
-    assert len(held) == 1 and held[0].levelno == logging.WARNING and "aiu" in held[0].getMessage()
+    assert len(held) == 1 and held[0].levelno == logging.WARNING and "source=aiu" in log_line(held[0])
     await harness.poll("aiu")
     await harness.poll("aiu")
     assert len(harness.active()) == 12 and harness.events() == []
@@ -408,7 +409,7 @@ async def test_rejected_token_is_a_failure_and_never_logged(
         assert h.store.cursor("aiu").consecutive_failures == 1
         assert upstream.requests("alerts_in_ua")[0].headers["authorization"] == f"Bearer {wrong_aiu}"
         for record in caplog.records:
-            assert wrong_aiu not in record.getMessage() and wrong_ua not in record.getMessage()
+            assert wrong_aiu not in log_line(record) and wrong_ua not in log_line(record)
     finally:
         await h.close()
 
@@ -430,7 +431,7 @@ async def test_malformed_token_stays_out_of_logs_and_state(
         # alertd.logs.setup_logging keeps httpx/httpcore at WARNING
         for record in caplog.records:
             if record.name.startswith("alertd"):
-                assert "6b2f" not in record.getMessage() + (record.exc_text or "")
+                assert "6b2f" not in log_line(record)
     finally:
         await h.close()
 

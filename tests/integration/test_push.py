@@ -26,6 +26,7 @@ from alertd.cli import main
 from alertd.config import Settings, load_settings
 from alertd.core.regions import RegionRegistry
 from alertd.devtools.simulate import Upstream
+from alertd.logs import line as log_line
 from alertd.run import webhooks
 from alertd.run.app import run_app
 from alertd.web.server import bind_socket
@@ -50,8 +51,7 @@ class Lines(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        fields = getattr(record, "fields", {}) or {}
-        self.lines.append(record.getMessage() + " " + " ".join(f"{k}={v}" for k, v in fields.items()))
+        self.lines.append(log_line(record))
 
     def count(self, text: str) -> int:
         return sum(text in line for line in self.lines)
@@ -192,8 +192,8 @@ async def test_push_announces_a_start_and_a_pushed_end_waits_for_polls(
         statuses = await asyncio.to_thread(upstream.push, KYIV_CITY)
         assert statuses == [200]
         await until(lambda: json_sink.received("/resident"), what="the resident hears the pushed start")
-        assert lines.count("alert started air_raid UA-30") == 1
-        assert any("alert started air_raid UA-30" in line and "via=push" in line for line in lines.lines)
+        assert lines.count("alert started kind=air_raid region=UA-30 ") == 1
+        assert any("alert started kind=air_raid region=UA-30 " in line and "via=push" in line for line in lines.lines)
 
         # a push claiming the end while the polls still show the alert: no end, ever
         before = polls(upstream)
