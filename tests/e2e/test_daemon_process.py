@@ -96,7 +96,10 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path, upstream: U
     stderr = log.read_text(encoding="utf-8")
     assert code == 0, stderr
     assert "alertd stopped" in stderr
-    assert "alert started kind=air_raid region=UA-32 " in stderr and "alert ended kind=air_raid region=UA-32 " in stderr
+    assert (
+        "alert started kind=air_raid region=UA-32 " in stderr
+        and "alert ended kind=air_raid region=UA-32 " in stderr
+    )
     assert AIU_TOKEN not in stderr and UA_TOKEN not in stderr
 
 

@@ -193,7 +193,9 @@ async def test_push_announces_a_start_and_a_pushed_end_waits_for_polls(
         assert statuses == [200]
         await until(lambda: json_sink.received("/resident"), what="the resident hears the pushed start")
         assert lines.count("alert started kind=air_raid region=UA-30 ") == 1
-        assert any("alert started kind=air_raid region=UA-30 " in line and "via=push" in line for line in lines.lines)
+        assert any(
+            "alert started kind=air_raid region=UA-30 " in line and "via=push" in line for line in lines.lines
+        )
 
         # a push claiming the end while the polls still show the alert: no end, ever
         before = polls(upstream)
