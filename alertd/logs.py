@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import IO, TypeAlias
+from typing import IO, TypeAlias, cast
 
 from alertd.core.model import iso_utc
 
@@ -86,29 +86,33 @@ class Log:
     def enabled(self, level: int) -> bool:
         return self._logger.isEnabledFor(level)
 
-    def debug(self, message: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def debug(self, message: str, /, *, exc_info: object = None, **fields: object) -> None:
         self._emit(logging.DEBUG, message, exc_info, fields)
 
-    def info(self, message: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def info(self, message: str, /, *, exc_info: object = None, **fields: object) -> None:
         self._emit(logging.INFO, message, exc_info, fields)
 
-    def warning(self, message: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def warning(self, message: str, /, *, exc_info: object = None, **fields: object) -> None:
         self._emit(logging.WARNING, message, exc_info, fields)
 
-    def error(self, message: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def error(self, message: str, /, *, exc_info: object = None, **fields: object) -> None:
         self._emit(logging.ERROR, message, exc_info, fields)
 
     def exception(self, message: str, /, **fields: object) -> None:
         """ERROR with the exception being handled attached (call it from an ``except`` block)."""
         self._emit(logging.ERROR, message, True, fields)
 
-    def log(self, level: int, message: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def log(self, level: int, message: str, /, *, exc_info: object = None, **fields: object) -> None:
         self._emit(level, message, exc_info, fields)
 
-    def _emit(self, level: int, message: str, exc_info: ExcInfo, fields: dict[str, object]) -> None:
+    def _emit(self, level: int, message: str, exc_info: object, fields: dict[str, object]) -> None:
         if self._logger.isEnabledFor(level):
-            # stacklevel 3: the record's file/line is the caller of info()/warning()/…, not this module
-            self._logger.log(level, message, exc_info=exc_info, extra={"fields": fields}, stacklevel=3)
+            # stacklevel 3: the record's file/line is the caller of info()/warning()/…, not this module.
+            # exc_info is typed ``object`` above so that ``**fields`` from any dict type-checks; it is
+            # what logging accepts (an exception, an exc_info tuple, True, or None).
+            self._logger.log(
+                level, message, exc_info=cast(ExcInfo, exc_info), extra={"fields": fields}, stacklevel=3
+            )
 
 
 def get_logger(name: str) -> Log:

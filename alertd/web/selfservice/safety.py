@@ -30,12 +30,15 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from alertd import channels
 from alertd.channels.guard import METADATA_ADDRESSES, is_forbidden_address, query_problem
 from alertd.config import CHANNEL_PLACEHOLDERS, SelfServiceConfig
+
+if TYPE_CHECKING:
+    from alertd.web.selfservice.store import WebStore
 
 __all__ = [
     "BROADCAST_KINDS",
@@ -263,7 +266,7 @@ async def check_target(
 class RateLimiter:
     """Sliding-window counters kept in the store (``web_rate``), so a restart does not reset them."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: WebStore) -> None:
         self.store = store
 
     def allow(self, bucket: str, key: str, limit: int, window: timedelta, now: datetime) -> bool:
