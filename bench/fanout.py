@@ -40,7 +40,7 @@ from alertd.core.regions import RegionRegistry
 from alertd.core.tracker import event_id
 from alertd.run.app import LiveRouter
 from alertd.run.dispatch import Dispatcher
-from alertd.store.sqlite import Store
+from alertd.store import open_store
 
 BODY = b'{"version": "1.0", "title": "t", "message": "m", "attachments": [], "type": "failure"}'
 REQ = (
@@ -125,7 +125,7 @@ def alertd_run(
             **({"delivery": {"concurrency": concurrency}} if concurrency else {}),
             subscribers=[{"name": f"s{i}", "regions": ["UA-30"], "urls": [u]} for i, u in enumerate(urls)],
         )
-        store = Store(settings.db_path)
+        store = open_store(settings)
         commits: list[float] = []
 
         async def both() -> list[float]:
