@@ -106,7 +106,9 @@ def upstream() -> Iterator[Upstream]:
         yield up
 
 
-def write_config(directory: Path, upstream: Upstream, sink: JsonSink, port: int, extra: str = "") -> Path:
+def write_config(
+    directory: Path, upstream: Upstream, sink: JsonSink, port: int, extra: str = "", concurrency: int = 64
+) -> Path:
     lines = [
         f'state_dir = "{directory / "state"}"',
         "[http]",
@@ -114,6 +116,7 @@ def write_config(directory: Path, upstream: Upstream, sink: JsonSink, port: int,
         "[tracker]",
         "end_confirmations = 1",
         "[delivery]",
+        f"concurrency = {concurrency}",
         "retry_base = 0.2",
         "retry_max = 1.0",
         "timeout = 5",
