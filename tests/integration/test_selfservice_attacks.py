@@ -351,6 +351,13 @@ async def test_item9_cross_site_requests_are_refused(make_env: Callable[..., Env
         ]
         assert [r.status_code for r in refused] == [403, 403, 403, 403]
         assert refused[0].json()["error"] == "cross_origin"
+        # the page's own posts: under Referrer-Policy no-referrer browsers send Origin: null
+        own = await http.patch(
+            f"/api/manage/{token}",
+            json={"kinds": ["air_raid"]},
+            headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert own.status_code == 200, own.text
         same = await http.delete(
             f"/api/manage/{token}",
             headers={"Origin": "https://alerts.example.org", "Sec-Fetch-Site": "same-origin"},

@@ -65,15 +65,20 @@ def check_origin(request: Request) -> None:
     """Refuse (403) a state-changing request another site's page made.
 
     Browsers send ``Sec-Fetch-Site`` (anything but same-origin or none is another
-    site) and ``Origin`` on POST/PATCH/DELETE (it must be ``public_url``'s origin,
-    or this server's own when no public_url is set). A request with neither
-    header — curl, an app — is not a browser acting for someone else and passes.
+    site; when present it decides) and ``Origin`` on POST/PATCH/DELETE (it must be
+    ``public_url``'s origin, or this server's own when no public_url is set). Our
+    pages send ``Referrer-Policy: no-referrer``, under which browsers send
+    ``Origin: null`` even for the page's own form posts: ``null`` proves nothing
+    either way and is left to the CSRF token. A request with neither header —
+    curl, an app — is not a browser acting for someone else and passes.
     """
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site.lower() not in _SAME_SITE_FETCH:
-        raise Refusal(403, "cross_origin")
+    if site is not None:
+        if site.lower() not in _SAME_SITE_FETCH:
+            raise Refusal(403, "cross_origin")
+        return
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return
     public = request.app.state.selfservice.public_url
     allowed = {_origin_of(public)} if public else set()
