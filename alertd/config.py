@@ -403,7 +403,31 @@ class DeliveryConfig(_Frozen):
     start_max_age: float = Field(
         default=1800.0, gt=0, description="A start notice older than this (seconds) is dead-lettered."
     )
-    timeout: float = Field(default=15.0, gt=0, le=600, description="Seconds allowed per delivery.")
+    timeout: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="Seconds allowed per delivery: Apprise's socket connect and read timeouts, and a hard "
+        "deadline on the whole send.",
+    )
+    end_max_age: float = Field(
+        default=21600.0,
+        gt=0,
+        description="An end notice still failing this many seconds after the end is dead-lettered "
+        "(operators are told) instead of retried further.",
+    )
+    max_uncertain: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Sends of one notice that may have reached the channel (timed out after it was "
+        "sent) before it is dead-lettered rather than risk repeating it again.",
+    )
+    limits: dict[str, float] = Field(
+        default_factory=dict,
+        description='Requests per second per service host, e.g. "api.telegram.org" = 25 (0 = unlimited); '
+        "hosts not named use alertd.channels.services.DEFAULT_HOST_RATES.",
+    )
 
     @model_validator(mode="after")
     def _backoff_order(self) -> DeliveryConfig:

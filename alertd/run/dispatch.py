@@ -1,71 +1,74 @@
-"""The dispatcher: drains the outbox through Apprise, records every outcome, retries, gives up honestly.
+"""The dispatcher: drains the outbox through the channels seam, records every outcome, retries, gives up honestly.
 
-Shape (DESIGN §1 step 6, §3 "stale work", §6 logs):
+Shape (DESIGN §1 step 6, §3 "stale work", §6 logs, §10 reach), after Alertmanager's
+``notify.go``: single-purpose **stages** behind one small interface
+(:class:`Stage`: ``run(jobs) -> jobs``), chained by :class:`MultiStage`.
 
-* **One pump.** :meth:`Dispatcher.run` claims due outbox rows (``store.claim_due``
-  marks them ``sending``), delivers them concurrently and records outcomes in
-  batches (one ``store.finish`` per flush), then sleeps until :meth:`wake` is
-  called, a retry falls due, or it is stopped. A slow channel occupies one worker,
-  never the loop: new events are claimed while old deliveries are still in flight.
-* **Apprise runs in our own threads.** Apprise 2.3 has ``async_notify``, but it
-  hands every blocking ``send()`` to Apprise's *shared* pool, sized
-  ``min(32, cpus + 4)`` (6 threads on a 2-CPU box) whatever our ``concurrency``
-  says, and one slow sink would queue everyone behind it. So each channel's
-  Apprise object is built with ``AppriseAsset(async_mode=False, service_timeout=0)``
-  — which makes ``notify()`` run the plugin inline in the calling thread — and
-  called in a ``ThreadPoolExecutor`` of our own sized to ``delivery.concurrency``
-  (capped, see :data:`MAX_WORKERS`); ``delivery.timeout`` is enforced around it
-  with ``asyncio.wait_for``.
-* **One Apprise object per channel URL**, cached (bounded LRU): a URL is parsed
-  once, and Apprise's per-plugin throttling (``request_rate_per_sec``) works
-  because the same plugin object sends every message to that channel. One URL
-  per object means the object's boolean result *is* the channel's outcome.
-* **No URL in logs.** Apprise's own records are kept away from the application's
-  handlers (the ``apprise`` logger does not propagate, see
-  :func:`isolate_apprise_logging`); what Apprise says during a send is read back
-  from the per-call capture in its result, scrubbed of every part of the URL and
-  of phone numbers, and becomes the ``error=`` of our one log line per outcome.
+* :class:`PlanStage` — for a whole claim at once (batched store reads): is each
+  row still worth sending, and in which form? A start whose alert has ended is
+  superseded; a start too old is dead-lettered; an end whose start is still
+  pending takes it along as one combined notice; an end still failing too long
+  after the end, or a notice that may already have arrived twice, is dead-lettered.
+* :class:`RenderStage` — the text each channel receives (pure, cached per
+  event × language × limits × footer).
+* :class:`SendStage` — one send through :class:`alertd.channels.sender.Sender`:
+  per-host lanes, rate limits, priority, a hard deadline.
+* :class:`RecordStage` — the outcome (delivered / retry later / dead), logged
+  once and buffered for the :class:`Recorder`, which writes outcomes in batches.
 
-Stale work (DESIGN §3): a start whose alert has already ended is superseded (the
-end carries it as one combined notice); a start older than
-``delivery.start_max_age`` is dead-lettered rather than sent late; an end is
-never dropped (it retries forever, backoff capped at ``retry_max``).
+The pump (:class:`Dispatcher`) claims only as many rows as there are free send
+slots, so a SIGKILL leaves only rows really in flight to be sent again; a store
+that fails (full disk, a lock held elsewhere) is a condition, not a death: the
+error is logged once per outage, the health state says so (``/healthz`` 503),
+and the pump backs off and carries on by itself when the store recovers.
+A clean stop stops claiming, waits up to ``delivery.timeout`` for sends in
+flight and writes every outcome, so a restart repeats nothing.
+
+Ages (stale starts, ends given up) are measured by :class:`AgeClock`, which
+keeps a monotonic reference in-process, so a wall-clock step does not make a
+seconds-old start look three hours old.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
-import re
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from alertd import channels
-from alertd.channels import Channel, ChannelCache
-from alertd.channels.guard import Guard
-from alertd.config import Settings
+from alertd.channels import Channel, ChannelCache, SendResult
+from alertd.channels.sender import Sender
+from alertd.config import DeliveryConfig, Settings
 from alertd.core import render
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
 from alertd.core.tracker import event_id
-from alertd.errors import StoreError
 from alertd.logs import kv, mask_phone
-from alertd.store.base import OutboxItem, Outcome, StateStore
+from alertd.store.base import OutboxItem, Outcome, OutboxState, StateStore
 
 if TYPE_CHECKING:
     from alertd.run.operators import OperatorNotifier
 
 __all__ = [
     "MAX_WORKERS",
+    "AgeClock",
     "DispatchHooks",
     "Dispatcher",
+    "HealthState",
+    "Job",
+    "MultiStage",
+    "PlanStage",
+    "RecordStage",
+    "Recorder",
+    "RenderStage",
+    "SendStage",
+    "Stage",
     "backoff_delay",
     "send_test",
 ]
@@ -82,20 +85,16 @@ FLUSH_INTERVAL = 0.1
 FLUSH_SIZE = 200
 #: Rendered messages kept (per event × language × channel limits × footer); cleared when full.
 RENDER_CACHE_SIZE = 512
-#: Seconds before the pump looks again after a shared store could not be reached.
-STORE_RETRY = 1.0
 #: Upper bound on one idle sleep, so rows written by another process are seen eventually.
 IDLE_RECHECK = 30.0
-
-_DIGITS = re.compile(r"\+?\d{8,}")
-
-
-def _known_channels(settings: Settings, store: StateStore) -> int:
-    """How many channel URLs the configuration and the store name (the fan-out's upper bound)."""
-    count = sum(len(sub.urls) for sub in settings.subscribers) + len(settings.operators.urls)
-    with contextlib.suppress(Exception):  # sizing a cache must never stop delivery
-        count += sum(len(rec.urls) for rec in store.subscribers())
-    return count
+#: A claimed row whose host cannot take it for longer than this goes back to the outbox (uncounted).
+HOST_WAIT_RELEASE = 2.0
+#: Backoff while the store cannot be read or written: first wait, cap.
+STORE_RETRY_FIRST, STORE_RETRY_MAX = 0.5, 10.0
+#: A wall-clock reading this far from the monotonic reference is a clock step.
+STEP_TOLERANCE = 60.0
+#: What a send that may have arrived says, so the next attempt knows (kept in the row's last error).
+MAYBE_DELIVERED = "may have been delivered"
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -104,8 +103,21 @@ def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], floa
     return min(cap, delay * (0.75 + 0.5 * rand()))
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _seconds(value: float) -> str:
+    """4s, 0.05s, 5m: short enough for a log line, exact enough to follow a retry."""
+    if value >= 120:
+        return f"{value / 60:.0f}m"
+    if value >= 10:
+        return f"{value:.0f}s"
+    return f"{value:.2g}s"
+
+
 # ------------------------------------------------------------------------------------------------
-# hooks
+# small collaborators
 
 
 class DispatchHooks(Protocol):
@@ -129,24 +141,560 @@ class NoHooks:
         pass
 
 
+class HealthState:
+    """Problems that make the process unhealthy right now, by component (``/healthz`` reads it).
+
+    The dispatcher sets ``"dispatcher"`` while it cannot read or write the store
+    and clears it when a store call succeeds again; other components (polls) may
+    use their own names. Plain data, owned by the composition root.
+    """
+
+    def __init__(self) -> None:
+        self._problems: dict[str, str] = {}
+
+    def set(self, component: str, cause: str) -> None:
+        self._problems[component] = cause
+
+    def clear(self, component: str) -> None:
+        self._problems.pop(component, None)
+
+    def problems(self) -> dict[str, str]:
+        return dict(self._problems)
+
+    @property
+    def healthy(self) -> bool:
+        return not self._problems
+
+
+class AgeClock:
+    """How old an event is, guarded against wall-clock steps.
+
+    Two readings of "now": the wall clock, and the wall clock as it was when
+    this process started plus the monotonic time elapsed since. They agree
+    unless the wall clock stepped. An event stamped before a step is measured
+    correctly by the second; one stamped after it by the first. The age is the
+    smaller of the two that is not negative beyond :data:`STEP_TOLERANCE`, so a
+    step can make a notice go out late, but never make a fresh one look stale.
+    """
+
+    def __init__(
+        self, wall: Callable[[], datetime] = _utcnow, mono: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._wall = wall
+        self._mono = mono
+        self._wall0 = wall()
+        self._mono0 = mono()
+
+    def now(self) -> datetime:
+        return self._wall()
+
+    def age(self, observed_at: datetime) -> float:
+        wall_age = (self._wall() - observed_at).total_seconds()
+        steady_now = self._wall0 + timedelta(seconds=self._mono() - self._mono0)
+        steady_age = (steady_now - observed_at).total_seconds()
+        ages = [a for a in (wall_age, steady_age) if a >= -STEP_TOLERANCE]
+        return max(0.0, min(ages)) if ages else 0.0
+
+
 # ------------------------------------------------------------------------------------------------
-# the dispatcher
+# the stages
 
 
 @dataclass(frozen=True)
-class _Send:
-    """A claimed row that must go out, and the start it carries when it is a combined notice."""
+class Job:
+    """One claimed outbox row on its way through the stages.
+
+    ``outcome`` set = decided (later stages pass it through to :class:`RecordStage`).
+    """
 
     item: OutboxItem
     combined_start: AlertEvent | None = None
+    channel: Channel | None = None
+    message: render.Message | None = None
+    result: SendResult | None = None
+    outcome: Outcome | None = None
+    log_outcome: bool = True  # a decision made without a send is logged when recorded
+
+    def decided(self, state: str, detail: str | None = None, retry_at: datetime | None = None) -> Job:
+        item = self.item
+        return replace(self, outcome=Outcome(item.id, item.attempts, state, detail, retry_at))
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+class Stage(Protocol):
+    """One step of the delivery pipeline: jobs in, jobs out (Alertmanager's ``Stage.Exec``)."""
+
+    async def run(self, jobs: list[Job]) -> list[Job]: ...
+
+
+class MultiStage:
+    """Runs stages in order, each on what the previous one returned."""
+
+    def __init__(self, *stages: Stage) -> None:
+        self.stages = stages
+
+    async def run(self, jobs: list[Job]) -> list[Job]:
+        for stage in self.stages:
+            jobs = await stage.run(jobs)
+        return jobs
+
+
+class PlanStage:
+    """Decides, for a whole claim at once, whether each row still goes out and in which form.
+
+    Store reads are per claim, not per row: whether a start's end exists is
+    asked once per event (a fan-out shares one), the state of each end's start
+    on the same channel is one batched read (``outbox_states``), and the start a
+    combined notice carries is read once per event. Only a start still pending
+    when its end comes is written (superseded), one row each.
+    """
+
+    def __init__(self, store: StateStore, delivery: DeliveryConfig, ages: AgeClock) -> None:
+        self.store = store
+        self.delivery = delivery
+        self.ages = ages
+
+    async def run(self, jobs: list[Job]) -> list[Job]:
+        return self.plan(jobs)
+
+    def plan(self, jobs: list[Job]) -> list[Job]:
+        pending = [j for j in jobs if j.outcome is None]
+        state_events = [j for j in pending if j.item.event.region is not None and j.item.event.started_at]
+        starts = [j for j in state_events if j.item.event.status == EventStatus.STARTED]
+        ends = [j for j in state_events if j.item.event.status == EventStatus.ENDED]
+        claimed = {(j.item.event.id, j.item.channel) for j in jobs}
+
+        decided: dict[int, Job] = {}
+        end_ids = {j.item.id: _partner(j.item.event, EventStatus.ENDED) for j in starts}
+        ended = {e for e in set(end_ids.values()) if self.store.has_event(e)}
+        for job in starts:
+            if end_ids[job.item.id] in ended:
+                decided[job.item.id] = job.decided(
+                    "superseded", "the alert has ended; its end notice carries the start"
+                )
+                continue
+            age = self.ages.age(job.item.event.observed_at)
+            if age > self.delivery.start_max_age:
+                decided[job.item.id] = job.decided(
+                    "dead",
+                    f"start notice is {age / 60:.0f} min old (limit {self.delivery.start_max_age / 60:.0f} min); "
+                    "not sent late",
+                )
+
+        start_of = {j.item.id: _partner(j.item.event, EventStatus.STARTED) for j in ends}
+        unclaimed = [(start_of[j.item.id], j.item.channel) for j in ends]
+        unclaimed = [pair for pair in unclaimed if pair not in claimed]
+        states = self.store.outbox_states(unclaimed) if unclaimed else {}
+        pending_pairs = [pair for pair, state in states.items() if state == OutboxState.PENDING]
+        superseded = {
+            pair
+            for pair in pending_pairs
+            if self.store.supersede(
+                pair[0], pair[1], "the alert ended before the start went out; sent as one combined notice"
+            )
+        }
+        if pending_pairs and len(superseded) < len(pending_pairs):  # some left 'pending' meanwhile
+            states.update(self.store.outbox_states([p for p in pending_pairs if p not in superseded]))
+        carry: dict[int, str] = {}
+        for job in ends:
+            pair = (start_of[job.item.id], job.item.channel)
+            if pair in claimed or pair in superseded:
+                carry[job.item.id] = pair[0]
+                continue
+            state = states.get(pair)
+            if state in ("sending", "pending"):
+                decided[job.item.id] = job.decided(
+                    "pending",
+                    "waiting for the start notice in flight on this channel",
+                    self.ages.now() + timedelta(seconds=END_WAITS_FOR_START),
+                )
+            elif state in ("superseded", "dead"):
+                carry[job.item.id] = pair[0]
+        carried = {start_id: self.store.event(start_id) for start_id in set(carry.values())}
+
+        out: list[Job] = []
+        for job in jobs:
+            if job.item.id in decided:
+                out.append(decided[job.item.id])
+            elif job.item.id in carry:
+                out.append(replace(job, combined_start=carried.get(carry[job.item.id])))
+            else:
+                out.append(job)
+        return out
+
+
+def _partner(event: AlertEvent, status: EventStatus) -> str:
+    """The id of the start (or end) that pairs with a state-feed event."""
+    assert event.region is not None and event.started_at is not None
+    return event_id(event.region.code, event.kind, event.started_at, status)
+
+
+class RenderStage:
+    """The message each job's channel receives (pure, so one render serves every channel alike)."""
+
+    def __init__(
+        self,
+        cache: ChannelCache,
+        settings: Settings,
+        footer_for: Callable[[str, str], str | None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.tz = ZoneInfo(settings.timezone)
+        self.templates = dict(settings.templates) or None
+        self.footer_for = footer_for
+        self._rendered: dict[tuple[Any, ...], render.Message] = {}
+
+    async def run(self, jobs: list[Job]) -> list[Job]:
+        return [self.render(job) for job in jobs]
+
+    def render(self, job: Job) -> Job:
+        if job.outcome is not None:
+            return job
+        item = job.item
+        channel = self.cache.get(item.channel)
+        if not channel.usable:
+            return replace(job, channel=channel)
+        try:
+            footer = self._footer(item)
+            key = (
+                item.event.id,
+                item.language,
+                channel.limits,
+                job.combined_start.id if job.combined_start is not None else None,
+                footer,
+            )
+            message = self._rendered.get(key)
+            if message is None:
+                message = render.render(
+                    item.event,
+                    language=item.language,
+                    tz=self.tz,
+                    limits=channel.limits,
+                    templates=self.templates,
+                    combined_start=job.combined_start,
+                    footer=footer,
+                )
+                if len(self._rendered) >= RENDER_CACHE_SIZE:
+                    self._rendered.clear()
+                self._rendered[key] = message
+        except Exception as exc:
+            log.exception("rendering failed " + kv(event=item.event.id, language=item.language))
+            return replace(
+                job, channel=channel, result=SendResult(False, f"rendering failed: {type(exc).__name__}")
+            )
+        return replace(job, channel=channel, message=message)
+
+    def _footer(self, item: OutboxItem) -> str | None:
+        """The per-subscriber footer (self-service management link); a lookup failure costs only the footer."""
+        if self.footer_for is None:
+            return None
+        try:
+            return self.footer_for(item.subscriber, item.language)
+        except Exception:
+            log.exception("footer lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
+            return None
+
+
+class SendStage:
+    """One send per job through the shared :class:`Sender` (lanes, rates, priority, deadline).
+
+    Sends to one channel go one at a time, in claim order (a start before its end).
+    A job whose host will not take it for a while (paused after "slow down", or
+    far over its rate) goes back to the outbox without using an attempt.
+    """
+
+    def __init__(self, sender: Sender, delivery: DeliveryConfig, ages: AgeClock) -> None:
+        self.sender = sender
+        self.timeout = delivery.timeout
+        self.ages = ages
+        self._busy: dict[str, asyncio.Lock] = {}
+
+    async def run(self, jobs: list[Job]) -> list[Job]:
+        return list(await asyncio.gather(*(self.send(job) for job in jobs)))
+
+    async def send(self, job: Job) -> Job:
+        if job.outcome is not None or job.result is not None:
+            return job
+        channel = job.channel
+        if channel is None or job.message is None or not channel.usable:
+            error = channel.error if channel is not None else None
+            return replace(job, result=SendResult(False, error or "channel unusable"))
+        wait = self.sender.ready_in(channel.host)
+        if wait > HOST_WAIT_RELEASE:
+            retry_at = self.ages.now() + timedelta(seconds=wait)
+            outcome = Outcome(job.item.id, job.item.attempts, "pending", None, retry_at, counted=False)
+            return replace(job, outcome=outcome, log_outcome=False)
+        lock = self._busy.get(job.item.channel)
+        if lock is None:
+            lock = self._busy[job.item.channel] = asyncio.Lock()
+        try:
+            async with lock:
+                message = job.message
+                result = await self.sender.send(
+                    channel,
+                    message.title,
+                    message.body,
+                    message.notify_type,
+                    message.body_format,
+                    timeout=self.timeout,
+                    priority=job.item.priority,
+                )
+        finally:
+            if not lock.locked() and self._busy.get(job.item.channel) is lock:
+                del self._busy[job.item.channel]
+        return replace(job, result=result)
+
+
+class RecordStage:
+    """Turns each send's result into an outcome (delivered / retry / dead), logs it, hands it to the recorder."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        delivery: DeliveryConfig,
+        ages: AgeClock,
+        hooks: Callable[..., None],
+    ) -> None:
+        self.recorder = recorder
+        self.delivery = delivery
+        self.ages = ages
+        self._hook = hooks
+        self._uncertain: dict[int, int] = {}  # outbox id -> sends that may have arrived (this process)
+
+    async def run(self, jobs: list[Job]) -> list[Job]:
+        return [self.record(job) for job in jobs]
+
+    def record(self, job: Job) -> Job:
+        if job.outcome is None:
+            job = self._decide(job)
+        assert job.outcome is not None
+        if job.log_outcome:
+            self._log_decision(job)
+        self.recorder.add(job.outcome, job.item)
+        return job
+
+    def _fields(self, job: Job) -> dict[str, object]:
+        item, event = job.item, job.item.event
+        fields: dict[str, object] = {
+            "subscriber": mask_phone(item.subscriber),
+            "channel": job.channel.masked if job.channel is not None else channels.mask(item.channel),
+            "event": event.id,
+            "kind": str(event.kind),
+            "status": str(event.status),
+            "attempt": item.attempts,
+        }
+        if job.combined_start is not None:
+            fields["combined"] = "yes"
+        return fields
+
+    def _decide(self, job: Job) -> Job:
+        item, event = job.item, job.item.event
+        result = job.result or SendResult(False, "not sent")
+        if result.ok:
+            latency = max(0.0, self.ages.age(event.observed_at))
+            if log.isEnabledFor(logging.INFO):  # the line is built per delivery: skip it when unseen
+                log.info(
+                    "delivery ok "
+                    + kv(
+                        **self._fields(job),
+                        latency_ms=round(latency * 1000),
+                        took_ms=round(result.took * 1000),
+                    )
+                )
+            self._uncertain.pop(item.id, None)
+            self._hook("delivered", event, latency)
+            return replace(job, outcome=Outcome(item.id, item.attempts, "delivered"), log_outcome=False)
+        if result.retry_after is not None and not result.maybe_delivered:
+            # The service said "slow down" (the sender already waited and asked again): not the
+            # channel's fault, no attempt used up.
+            retry_at = self.ages.now() + timedelta(seconds=max(result.retry_after, 1.0))
+            outcome = Outcome(item.id, item.attempts, "pending", result.detail, retry_at, counted=False)
+            return replace(job, outcome=outcome, log_outcome=False)
+        self._hook("failed", event)
+        uncertain = self._uncertain.get(item.id, 0) + (1 if result.maybe_delivered else 0)
+        if result.maybe_delivered:
+            self._uncertain[item.id] = uncertain
+        is_end = event.status == EventStatus.ENDED
+        give_up: str | None = None
+        if uncertain >= self.delivery.max_uncertain:
+            give_up = f"{result.detail}; sent {uncertain} times without an answer, not risking another copy"
+        elif is_end:
+            age = self.ages.age(event.ended_at or event.observed_at)
+            if age > self.delivery.end_max_age:
+                give_up = f"{result.detail}; the end is {age / 3600:.1f} h old, giving up"
+        elif item.attempts >= self.delivery.max_attempts:
+            give_up = result.detail
+        if give_up is None:
+            delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
+            log.warning(
+                "delivery failed " + kv(**self._fields(job), retry_in=_seconds(delay), error=result.detail)
+            )
+            retry_at = self.ages.now() + timedelta(seconds=delay)
+            return replace(
+                job,
+                outcome=Outcome(item.id, item.attempts, "pending", result.detail, retry_at),
+                log_outcome=False,
+            )
+        self._uncertain.pop(item.id, None)
+        return replace(job, outcome=Outcome(item.id, item.attempts, "dead", give_up[:300]))
+
+    def _log_decision(self, job: Job) -> None:
+        outcome = job.outcome
+        assert outcome is not None
+        fields = kv(**self._fields(job))
+        if outcome.state == "dead":
+            log.error(f"delivery dead-lettered {fields} " + kv(error=outcome.detail))
+            self._hook("dead", job.item.event)
+        elif outcome.state == "superseded":
+            log.info(f"delivery superseded {fields} " + kv(reason=outcome.detail))
+        elif outcome.state == "pending":
+            retry_in = (outcome.retry_at - self.ages.now()).total_seconds() if outcome.retry_at else 0.0
+            log.info(f"delivery postponed {fields} " + kv(retry_in=_seconds(retry_in), reason=outcome.detail))
+
+
+class Recorder:
+    """Buffers outcomes and writes them in batches; a failing store keeps them until it recovers.
+
+    Dead letters are gathered per event for ``dead_letter_window`` seconds and
+    reported to operators as one message ("N channels failed").
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        operators: OperatorNotifier,
+        health: HealthState,
+        clock: Callable[[], datetime],
+        dead_letter_window: float,
+        spawn: Callable[[Any], asyncio.Task[Any]],
+        signal: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.operators = operators
+        self.health = health
+        self._clock = clock
+        self._window = dead_letter_window
+        self._spawn = spawn
+        self._signal = signal
+        self.buffer: list[tuple[Outcome, OutboxItem]] = []
+        self._since = 0.0
+        self._dead: dict[str, list[Any]] = {}  # event id -> [event, channels, last error]
+        self._sleepers: dict[str, asyncio.Task[Any]] = {}
+        self.store_errors = StoreErrors(health)
+
+    def add(self, outcome: Outcome, item: OutboxItem) -> None:
+        if not self.buffer:
+            self._since = time.monotonic()
+        self.buffer.append((outcome, item))
+        self._signal()
+
+    def due_in(self) -> float | None:
+        """Seconds until the buffer should be written (None when empty)."""
+        if not self.buffer:
+            return None
+        if len(self.buffer) >= FLUSH_SIZE:
+            return 0.0
+        return max(0.0, self._since + FLUSH_INTERVAL - time.monotonic())
+
+    def flush(self, *, force: bool = False) -> bool:
+        """Write the buffer if due (or ``force``); False when the store refused (the buffer is kept)."""
+        due = self.due_in()
+        if due is None or (due > 0 and not force):
+            return True
+        if not self.store_errors.ready():
+            return False
+        batch = self.buffer
+        try:
+            self.store.finish([o for o, _ in batch], self._clock())
+        except Exception as exc:
+            self.store_errors.failed("write delivery outcomes", exc)
+            return False
+        self.store_errors.ok()
+        self.buffer = self.buffer[len(batch) :]
+        self._report_dead((o, i) for o, i in batch if o.state == "dead")
+        return True
+
+    def _report_dead(self, dead: Iterable[tuple[Outcome, OutboxItem]]) -> None:
+        for outcome, item in dead:
+            pending = self._dead.get(item.event.id)
+            if pending is None:
+                self._dead[item.event.id] = [item.event, 1, outcome.detail or "unknown"]
+                self._sleepers[item.event.id] = self._spawn(self._report_later(item.event.id))
+            else:
+                pending[1] += 1
+                pending[2] = outcome.detail or pending[2]
+
+    def report_now(self) -> None:
+        """Stopping: report collected dead letters now rather than after the window."""
+        for key in list(self._dead):
+            sleeper = self._sleepers.pop(key, None)
+            if sleeper is not None:
+                sleeper.cancel()
+            self._spawn(self._report_later(key, 0))
+
+    async def _report_later(self, key: str, delay: float | None = None) -> None:
+        await asyncio.sleep(self._window if delay is None else delay)
+        self._sleepers.pop(key, None)
+        pending = self._dead.pop(key, None)
+        if pending is None:
+            return
+        event, count, reason = pending
+        try:
+            await self.operators.dead_letters(event, count, reason)
+        except Exception:  # an operator channel problem must never stop delivery
+            log.exception("operator notice about dead letters failed " + kv(event=key))
+
+
+class StoreErrors:
+    """One store outage: logged once, backed off, reported to the health state, cleared on recovery."""
+
+    def __init__(self, health: HealthState) -> None:
+        self.health = health
+        self.since: float | None = None
+        self._delay = STORE_RETRY_FIRST
+        self._next = 0.0
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def wait(self) -> float:
+        return max(0.0, self._next - time.monotonic())
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        cause = f"cannot {what}: {type(exc).__name__}: {exc}"[:300]
+        if self.since is None:
+            self.since = now
+            self._delay = STORE_RETRY_FIRST
+            log.error("delivery store unavailable; retrying " + kv(error=cause))
+        else:
+            self._delay = min(STORE_RETRY_MAX, self._delay * 2)
+        self.health.set("dispatcher", f"dispatcher {cause}")
+        self._next = now + self._delay
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning(
+                "delivery store available again " + kv(down_for=_seconds(time.monotonic() - self.since))
+            )
+            self.since = None
+            self.health.clear("dispatcher")
+        self._next = 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# the pump
+
+
+def _known_channels(settings: Settings, store: StateStore) -> int:
+    """How many channel URLs the configuration and the store name (the fan-out's upper bound)."""
+    count = sum(len(sub.urls) for sub in settings.subscribers) + len(settings.operators.urls)
+    with contextlib.suppress(Exception):  # sizing a cache must never stop delivery
+        count += sum(len(rec.urls) for rec in store.subscribers())
+    return count
 
 
 class Dispatcher:
-    """Drains the outbox through Apprise. One per process; lives on one asyncio loop."""
+    """Drains the outbox through the stages. One per process; lives on one asyncio loop."""
 
     def __init__(
         self,
@@ -156,18 +704,13 @@ class Dispatcher:
         hooks: DispatchHooks | None = None,
         operators: OperatorNotifier | None = None,
         clock: Callable[[], datetime] = _utcnow,
-        batch_size: int = 500,
+        batch_size: int | None = None,
         cache_size: int = 4096,
         dead_letter_window: float = 5.0,
         footer_for: Callable[[str, str], str | None] | None = None,
-        guard_for: Callable[[str, Channel], Guard | None] | None = None,
+        health: HealthState | None = None,
+        sender: Sender | None = None,
     ) -> None:
-        # Self-service subscribers get "Manage or leave: <link>" under every message:
-        # footer_for(subscriber name, language) -> footer line or None (alertd.web.selfservice).
-        self._footer_for = footer_for
-        # Channels a resident typed as a raw URL are sent under the connect-time guard:
-        # guard_for(subscriber name, channel) -> Guard or None (alertd.web.selfservice; issue 15).
-        self._guard_for = guard_for
         self.store = store
         self.settings = settings
         self.delivery = settings.delivery
@@ -176,38 +719,41 @@ class Dispatcher:
             from alertd.run.operators import OperatorNotifier
 
             operators = OperatorNotifier(
-                [u.get_secret_value() for u in settings.operators.urls], settings.operators.language
+                [u.get_secret_value() for u in settings.operators.urls],
+                settings.operators.language,
+                timeout=self.delivery.timeout,
             )
         self.operators = operators
+        self.health = health if health is not None else HealthState()
         self._clock = clock
-        self._batch_size = max(1, batch_size)
-        # An LRU smaller than one event's fan-out misses on *every* delivery (a cyclic scan evicts
-        # each URL just before it is needed again), and each miss re-parses the URL with Apprise:
-        # so the cache holds at least every channel known at start-up (config + store).
+        self.ages = AgeClock(clock)
+        workers = max(1, min(self.delivery.concurrency, MAX_WORKERS))
+        self.sender = sender or Sender(workers, rates=self.delivery.limits)
+        # Claim no more than can be sent now (a kill then repeats only rows really in flight).
+        self._window = max(1, batch_size if batch_size is not None else self.sender.concurrency)
+        # An LRU smaller than one event's fan-out misses on *every* delivery, so the cache holds
+        # at least every channel known at start-up (config + store).
         self._channels = ChannelCache(
-            max(cache_size, _known_channels(settings, store)), timeout=self.delivery.timeout
+            max(cache_size, _known_channels(settings, store) if store is not None else 0),
+            timeout=self.delivery.timeout,
         )
-        self._workers = max(1, min(self.delivery.concurrency, MAX_WORKERS))
-        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="alertd-send")
-        self._sem = asyncio.Semaphore(self._workers)
-        self._tz = ZoneInfo(settings.timezone)
-        self._templates = dict(settings.templates) or None
-        self._rendered: dict[tuple[Any, ...], Any] = {}  # see _render_and_send
-        self._ended: dict[str, bool] = {}  # end event id -> stored? (memo of one _start pass)
-        # pump state
         self._signal = asyncio.Event()
         self._woken = True  # the first pass always looks for due rows
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        self._buffer: list[tuple[Outcome, OutboxItem]] = []
-        self._buffer_since = 0.0
         self._background: set[asyncio.Task[Any]] = set()
         self._pumping = asyncio.Lock()
-        self._dead: dict[str, list[Any]] = {}  # event id -> [event, channels, last error]
-        self._dead_sleepers: dict[str, asyncio.Task[Any]] = {}
-        self._dead_letter_window = dead_letter_window
         self._requeued = False
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.recorder = Recorder(
+            store, operators, self.health, clock, dead_letter_window, self._spawn, self._signal.set
+        )
+        self.plan = PlanStage(store, self.delivery, self.ages)
+        self.pipeline = MultiStage(
+            RenderStage(self._channels, settings, footer_for),
+            SendStage(self.sender, self.delivery, self.ages),
+            RecordStage(self.recorder, self.delivery, self.ages, self._hook),
+        )
+        self._record = RecordStage(self.recorder, self.delivery, self.ages, self._hook)
 
     # -- public ----------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -226,30 +772,14 @@ class Dispatcher:
         else:
             loop.call_soon_threadsafe(self._signal.set)
 
-    def _requeue_once(self) -> None:
-        """Rows left 'sending' by a previous process go out again (only the first pass may do this:
-        later, 'sending' rows are our own deliveries in flight)."""
-        if self._requeued:
-            return
-        try:
-            again = self.store.requeue_inflight()
-        except StoreError as exc:  # a shared store unreachable at start-up: the pump tries again
-            if not exc.transient:
-                raise
-            return
-        self._requeued = True
-        if again:
-            log.warning(f"{again} deliveries were in flight at the last stop; sending again")
-
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; rows cut off by the last stop are sent again first."""
-        self._requeue_once()
+        """Deliver until ``stop`` is set; then finish the sends in flight (up to the timeout) and record them."""
         watcher = asyncio.create_task(self._relay(stop))
         try:
             await self._pump(stop=stop, until_idle=False)
         finally:
             watcher.cancel()
-            await self._settle(cancel=False)
+            await self._settle(wait=self.delivery.timeout + 1.0)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Deliver until nothing is due *now* (``alertd run --once``, tests); rows retrying later stay pending.
@@ -257,22 +787,36 @@ class Dispatcher:
         On ``timeout`` the deliveries still running are abandoned: their rows stay
         ``sending`` and go out again at the next start (at-least-once).
         """
-        self._requeue_once()
         try:
             await asyncio.wait_for(self._pump(stop=None, until_idle=True), timeout)
-            await self._settle(cancel=False)  # dead letters are reported now, not after the window
+            await self._settle(wait=None)  # dead letters are reported now, not after the window
         except TimeoutError:
             log.warning(
                 f"delivery drain stopped after {timeout:g}s with {len(self._inflight)} deliveries still "
                 "in flight; they are sent again at the next start"
             )
-            await self._settle(cancel=True)
+            await self._settle(wait=0.0)
 
     def close(self) -> None:
         """Release the worker threads (a send still running finishes in the background)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.sender.close()
 
     # -- the pump --------------------------------------------------------------------------------
+    def _requeue_once(self) -> bool:
+        """Rows left 'sending' by a previous process go out again (only the first pass may do this:
+        later, 'sending' rows are our own deliveries in flight). False while the store refuses."""
+        if self._requeued:
+            return True
+        try:
+            again = self.store.requeue_inflight()
+        except Exception as exc:
+            self.recorder.store_errors.failed("requeue deliveries cut off by the last stop", exc)
+            return False
+        self._requeued = True
+        if again:
+            log.warning(f"{again} deliveries were in flight at the last stop; sending again")
+        return True
+
     async def _relay(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._signal.set()
@@ -280,46 +824,60 @@ class Dispatcher:
     async def _pump(self, *, stop: asyncio.Event | None, until_idle: bool) -> None:
         async with self._pumping:
             self._loop = asyncio.get_running_loop()
+            errors = self.recorder.store_errors
             while True:
-                stopping = stop is not None and stop.is_set()
-                try:
-                    self._maybe_flush(force=stopping or not self._inflight)
-                    if stopping:
-                        return
-                    self._requeue_once()
-                    room = self._batch_size - len(self._inflight)
-                    # Claim when asked to (wake, timer) or when at least a quarter of the window is
-                    # free: not once per finished delivery, which would be a transaction each.
-                    if room > 0 and (self._woken or not self._inflight or room >= self._batch_size // 4):
-                        self._woken = False
+                if stop is not None and stop.is_set():
+                    return
+                self.recorder.flush(force=not self._inflight)
+                if not self._requeue_once():
+                    await self._sleep(errors.wait())
+                    continue
+                room = self._window - len(self._inflight)
+                # Claim when asked to (wake, timer) or when at least a quarter of the window is free.
+                if (
+                    room > 0
+                    and errors.ready()
+                    and (self._woken or not self._inflight or room >= max(1, self._window // 4))
+                ):
+                    self._woken = False
+                    try:
                         items = self.store.claim_due(self._clock(), limit=room)
-                        if items:
-                            self._start(items)
-                            continue
-                    if until_idle and not self._inflight and not self._buffer:
-                        due = self.store.next_due()
-                        if due is None or due > self._clock():
-                            return
-                        self._woken = True
+                    except Exception as exc:
+                        errors.failed("claim deliveries", exc)
+                        items = []
+                    else:
+                        if not self.recorder.buffer:
+                            errors.ok()
+                    if items:
+                        self._start(items)
                         continue
-                    timeout = self._sleep_time(room)
-                except StoreError as exc:
-                    # A shared store unreachable (it logged the outage once): outcomes stay
-                    # buffered, rows stay in the database; look again shortly.
-                    if not exc.transient:
-                        raise
-                    if stopping:
+                if until_idle and not self._inflight and not self.recorder.buffer:
+                    try:
+                        due = self.store.next_due()
+                    except Exception as exc:
+                        errors.failed("read the outbox", exc)
+                        await self._sleep(errors.wait())
+                        continue
+                    if due is None or due > self._clock():
                         return
                     self._woken = True
-                    timeout = STORE_RETRY
-                await self._sleep(timeout)
+                    continue
+                await self._sleep(self._sleep_time(room))
 
     def _sleep_time(self, room: int) -> float:
         timeout = IDLE_RECHECK
-        if self._buffer:
-            timeout = min(timeout, max(0.0, self._buffer_since + FLUSH_INTERVAL - time.monotonic()))
+        errors = self.recorder.store_errors
+        if not errors.ready():
+            return min(timeout, errors.wait())
+        due_in = self.recorder.due_in()
+        if due_in is not None:
+            timeout = min(timeout, due_in)
         if room > 0:
-            due = self.store.next_due()
+            try:
+                due = self.store.next_due()
+            except Exception as exc:
+                errors.failed("read the outbox", exc)
+                return errors.wait()
             if due is not None:
                 wait = (due - self._clock()).total_seconds()
                 if wait <= 0 and self._inflight:
@@ -338,50 +896,44 @@ class Dispatcher:
             await asyncio.sleep(0)
         self._signal.clear()
 
-    async def _settle(self, *, cancel: bool) -> None:
-        """Let (or make) in-flight deliveries finish and write every outcome we have."""
-        if cancel:
-            for task in self._inflight:
-                task.cancel()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
-        self._maybe_flush(force=True)
-        # Report collected dead letters now rather than after the window: we are stopping.
-        for key in list(self._dead):
-            sleeper = self._dead_sleepers.pop(key, None)
-            if sleeper is not None:
-                sleeper.cancel()
-            self._spawn(self._report_later(key, 0))
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-    def _start(self, items: list[OutboxItem]) -> None:
-        now = self._clock()
-        claimed = {(i.event.id, i.channel) for i in items}
-        # The claimed rows mostly share one event: ask the store whether its end exists once per
-        # pass, not once per row (500 queries before the first send starts).
-        self._ended = {}
-        for item in items:
-            try:
-                decision = self._plan(item, now, claimed)
-            except StoreError as exc:  # the plan needs the store: try this row again shortly
-                if not exc.transient:
-                    raise
-                retry = Outcome(
-                    item.id,
-                    item.attempts,
-                    "pending",
-                    "store unavailable",
-                    now + timedelta(seconds=STORE_RETRY),
-                )
-                self._record(retry, item, log_it=False)
+    def _start(self, items: Sequence[OutboxItem]) -> None:
+        jobs = [Job(item) for item in items]
+        try:
+            planned = self.plan.plan(jobs)
+        except Exception as exc:
+            # The store could not answer the plan's questions: give the rows back, uncounted.
+            self.recorder.store_errors.failed("plan deliveries", exc)
+            retry_at = self._clock() + timedelta(seconds=self.recorder.store_errors.wait())
+            for job in jobs:
+                item = job.item
+                outcome = Outcome(item.id, item.attempts, "pending", None, retry_at, counted=False)
+                self.recorder.add(outcome, item)
+            return
+        for job in planned:
+            if job.outcome is not None:
+                self._record.record(job)
                 continue
-            if isinstance(decision, Outcome):
-                self._record(decision, item)
-                continue
-            task = asyncio.create_task(self._deliver(decision))
+            task = asyncio.create_task(self._deliver(job))
             self._inflight.add(task)
             task.add_done_callback(self._done)
+
+    async def _deliver(self, job: Job) -> None:
+        try:
+            await self.pipeline.run([job])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug here must not leave the row 'sending' until the next restart: retry it.
+            log.exception(
+                "delivery crashed " + kv(event=job.item.event.id, channel=channels.mask(job.item.channel))
+            )
+            item = job.item
+            delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
+            retry_at = self._clock() + timedelta(seconds=delay)
+            self.recorder.add(
+                Outcome(item.id, item.attempts, "pending", f"internal error: {type(exc).__name__}", retry_at),
+                item,
+            )
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -389,213 +941,35 @@ class Dispatcher:
             log.error("delivery task crashed", exc_info=task.exception())
         self._signal.set()
 
-    # -- stale work (DESIGN §3) ------------------------------------------------------------------
-    def _plan(self, item: OutboxItem, now: datetime, claimed: set[tuple[str, str]]) -> Outcome | _Send:
-        """Decide, before sending, whether this row is still worth sending and in which form."""
-        event = item.event
-        state_event = event.region is not None and event.started_at is not None
-        if event.status == EventStatus.STARTED and state_event:
-            assert event.region is not None and event.started_at is not None
-            end_id = event_id(event.region.code, event.kind, event.started_at, EventStatus.ENDED)
-            if end_id not in self._ended:
-                self._ended[end_id] = self.store.has_event(end_id)
-            if self._ended[end_id]:
-                return Outcome(
-                    item.id,
-                    item.attempts,
-                    "superseded",
-                    "the alert has ended; its end notice carries the start",
+    async def _settle(self, *, wait: float | None) -> None:
+        """Let in-flight sends finish (up to ``wait`` seconds; None = as long as they take), write every outcome."""
+        if self._inflight:
+            _done, pending = await asyncio.wait(set(self._inflight), timeout=wait)
+            if pending:
+                log.warning(
+                    f"{len(pending)} deliveries still running at the stop; they are sent again at the next start"
                 )
-            age = (now - event.observed_at).total_seconds()
-            if age > self.delivery.start_max_age:
-                return Outcome(
-                    item.id,
-                    item.attempts,
-                    "dead",
-                    f"start notice is {age / 60:.0f} min old (limit {self.delivery.start_max_age / 60:.0f} min); "
-                    "not sent late",
-                )
-            return _Send(item)
-        if event.status == EventStatus.ENDED and state_event:
-            assert event.region is not None and event.started_at is not None
-            start_id = event_id(event.region.code, event.kind, event.started_at, EventStatus.STARTED)
-            if (start_id, item.channel) in claimed:
-                # Claimed together: the start is superseded by the rule above in this same pass.
-                return _Send(item, self.store.event(start_id))
-            state = self.store.outbox_state(start_id, item.channel)
-            if state == "pending" and self.store.supersede(
-                start_id,
-                item.channel,
-                "the alert ended before the start went out; sent as one combined notice",
-            ):
-                return _Send(item, self.store.event(start_id))
-            if state == "pending":  # it left 'pending' between the read and the update: look again
-                state = self.store.outbox_state(start_id, item.channel)
-            if state == "sending" or state == "pending":
-                return Outcome(
-                    item.id,
-                    item.attempts,
-                    "pending",
-                    "waiting for the start notice in flight on this channel",
-                    now + timedelta(seconds=END_WAITS_FOR_START),
-                )
-            if state in ("superseded", "dead"):
-                return _Send(item, self.store.event(start_id))
-            return _Send(item)
-        return _Send(item)
-
-    # -- one delivery ----------------------------------------------------------------------------
-    async def _deliver(self, job: _Send) -> None:
-        item = job.item
-        channel = self._channels.get(item.channel)
-        try:
-            lock = self._locks.setdefault(item.channel, asyncio.Lock())
-            async with lock:  # one message at a time per channel: order kept, throttling honest
-                began = time.monotonic()
-                ok, detail = await self._render_and_send(job, channel)
-                took = time.monotonic() - began
-            self._outcome(job, channel, ok, detail, took)
-        except Exception as exc:
-            # A bug here must not leave the row 'sending' until the next restart: retry it.
-            log.exception("delivery crashed " + kv(event=item.event.id, channel=channel.masked))
-            delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
-            retry_at = self._clock() + timedelta(seconds=delay)
-            self._record(
-                Outcome(item.id, item.attempts, "pending", f"internal error: {type(exc).__name__}", retry_at),
-                item,
-                log_it=False,
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        for _ in range(5):  # the store may be briefly busy: a few tries before giving up the record
+            if self.recorder.flush(force=True) and not self.recorder.buffer:
+                break
+            await asyncio.sleep(min(1.0, max(0.1, self.recorder.store_errors.wait())))
+        if self.recorder.buffer:
+            log.error(
+                f"{len(self.recorder.buffer)} delivery outcomes could not be written; "
+                "those rows are sent again at the next start"
             )
+        self.recorder.report_now()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
-    async def _render_and_send(self, job: _Send, channel: Channel) -> tuple[bool, str]:
-        if not channel.usable:
-            return False, channel.error or "channel unusable"
-        try:
-            footer = self._footer(job.item)
-            # Rendering is pure and one event fans out to thousands of channels that share a few
-            # (language, limits, footer) combinations: render each combination once.
-            key = (
-                job.item.event.id,
-                job.item.language,
-                channel.limits,
-                job.combined_start.id if job.combined_start is not None else None,
-                footer,
-            )
-            message = self._rendered.get(key)
-            if message is None:
-                build = functools.partial(
-                    render.render,
-                    job.item.event,
-                    language=job.item.language,
-                    tz=self._tz,
-                    limits=channel.limits,
-                    templates=self._templates,
-                    combined_start=job.combined_start,
-                    footer=footer,
-                )
-                # Operator templates render off the loop (the daemon's executor), within their step
-                # and output budget (alertd.core.template_budget); built-in texts are cheap.
-                if self._templates:
-                    message = await asyncio.get_running_loop().run_in_executor(None, build)
-                else:
-                    message = build()
-                if len(self._rendered) >= RENDER_CACHE_SIZE:
-                    self._rendered.clear()
-                self._rendered[key] = message
-        except Exception as exc:
-            log.exception("rendering failed " + kv(event=job.item.event.id, language=job.item.language))
-            return False, f"rendering failed: {type(exc).__name__}"
-        return await self._call(channel, message, self._guard(job.item, channel))
-
-    def _footer(self, item: OutboxItem) -> str | None:
-        """The per-subscriber footer (self-service management link); a lookup failure costs only the footer."""
-        if self._footer_for is None:
-            return None
-        try:
-            return self._footer_for(item.subscriber, item.language)
-        except Exception:
-            log.exception("footer lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
-            return None
-
-    def _guard(self, item: OutboxItem, channel: Channel) -> Guard | None:
-        """The connect-time guard for a resident's raw URL; a lookup failure guards anyway."""
-        if self._guard_for is None:
-            return None
-        try:
-            return self._guard_for(item.subscriber, channel)
-        except Exception:
-            log.exception("guard lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
-            return Guard()
-
-    async def _call(self, channel: Channel, message: Any, guard: Guard | None = None) -> tuple[bool, str]:
-        """Run the blocking Apprise call in our pool, bounded by ``delivery.timeout``.
-
-        Under a ``guard`` every connect is checked and, at the timeout, the send's
-        sockets are cut so the thread really comes back.
-        """
-        if not channel.usable:
-            return False, channel.error or "channel unusable"
-        loop = asyncio.get_running_loop()
-        call = functools.partial(
-            channels.send,
-            channel,
-            message.title,
-            message.body,
-            message.notify_type,
-            message.body_format,
-            timeout=self.delivery.timeout,
-        )
-        async with self._sem:
-            if guard is not None:
-                future = loop.run_in_executor(self._pool, guard.run, call)
-                timer = loop.call_later(self.delivery.timeout, guard.expire)
-            else:
-                future, timer = loop.run_in_executor(self._pool, call), None
-            try:
-                result = await asyncio.wait_for(future, self.delivery.timeout + (2 if guard else 0))
-            except TimeoutError:
-                return False, f"no answer within {self.delivery.timeout:g}s"
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            if not result.ok and guard is not None and guard.refused:
-                return False, "refused: the channel's address is not a public one"
-            return result.ok, result.detail
-
-    def _outcome(self, job: _Send, channel: Channel, ok: bool, detail: str, took: float) -> None:
-        item, event = job.item, job.item.event
-        now = self._clock()
-        fields: dict[str, object] = {
-            "subscriber": mask_phone(item.subscriber),
-            "channel": channel.masked,
-            "event": event.id,
-            "kind": str(event.kind),
-            "status": str(event.status),
-            "attempt": item.attempts,
-        }
-        if job.combined_start is not None:
-            fields["combined"] = "yes"
-        if ok:
-            latency = max(0.0, (now - event.observed_at).total_seconds())
-            if log.isEnabledFor(logging.INFO):  # the line is built per delivery: skip it when unseen
-                log.info(
-                    "delivery ok "
-                    + kv(**fields, latency_ms=round(latency * 1000), took_ms=round(took * 1000))
-                )
-            self._hook("delivered", event, latency)
-            self._record(Outcome(item.id, item.attempts, "delivered"), item, log_it=False)
-            return
-        self._hook("failed", event)
-        never_give_up = event.status == EventStatus.ENDED
-        if never_give_up or item.attempts < self.delivery.max_attempts:
-            delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
-            log.warning("delivery failed " + kv(**fields, retry_in=_seconds(delay), error=detail))
-            self._record(
-                Outcome(item.id, item.attempts, "pending", detail, now + timedelta(seconds=delay)),
-                item,
-                log_it=False,
-            )
-            return
-        self._record(Outcome(item.id, item.attempts, "dead", detail), item, masked=channel.masked)
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def _hook(self, name: str, *args: Any) -> None:
         """Call an optional hook; a metrics bug must never turn into a lost or repeated delivery."""
@@ -607,96 +981,9 @@ class Dispatcher:
         except Exception:
             log.exception(f"dispatch hook {name} failed")
 
-    # -- recording ---------------------------------------------------------------------------------
-    def _record(
-        self, outcome: Outcome, item: OutboxItem, *, log_it: bool = True, masked: str | None = None
-    ) -> None:
-        """Buffer an outcome for the next batched ``store.finish``; log decisions made without a send."""
-        if log_it:
-            event = item.event
-            fields = kv(
-                subscriber=mask_phone(item.subscriber),
-                channel=masked or channels.mask(item.channel),
-                event=event.id,
-                kind=str(event.kind),
-                status=str(event.status),
-                attempt=item.attempts,
-            )
-            if outcome.state == "dead":
-                log.error(f"delivery dead-lettered {fields} " + kv(error=outcome.detail))
-                self._hook("dead", event)
-            elif outcome.state == "superseded":
-                log.info(f"delivery superseded {fields} " + kv(reason=outcome.detail))
-            elif outcome.state == "pending":
-                retry_in = (outcome.retry_at - self._clock()).total_seconds() if outcome.retry_at else 0.0
-                log.info(
-                    f"delivery postponed {fields} " + kv(retry_in=_seconds(retry_in), reason=outcome.detail)
-                )
-        if not self._buffer:
-            self._buffer_since = time.monotonic()
-        self._buffer.append((outcome, item))
-        self._signal.set()
 
-    def _maybe_flush(self, *, force: bool = False) -> None:
-        if not self._buffer:
-            return
-        if not (
-            force
-            or len(self._buffer) >= FLUSH_SIZE
-            or time.monotonic() >= self._buffer_since + FLUSH_INTERVAL
-        ):
-            return
-        batch, self._buffer = self._buffer, []
-        try:
-            self.store.finish([o for o, _ in batch], self._clock())
-        except StoreError:
-            self._buffer = batch + self._buffer  # kept until the store takes them
-            raise
-        self._report_dead((o, i) for o, i in batch if o.state == "dead")
-
-    def _report_dead(self, dead: Iterable[tuple[Outcome, OutboxItem]]) -> None:
-        """Collect dead letters per event; one operator message per event after a short window.
-
-        Channels of one event fail on the same schedule but not in the same
-        instant, so they are gathered for ``dead_letter_window`` seconds and
-        reported as one message ("N channels failed"); the notifier's rate limit
-        keeps a later straggler from paging again.
-        """
-        for outcome, item in dead:
-            pending = self._dead.get(item.event.id)
-            if pending is None:
-                self._dead[item.event.id] = [item.event, 1, outcome.detail or "unknown"]
-                self._dead_sleepers[item.event.id] = self._spawn(self._report_later(item.event.id))
-            else:
-                pending[1] += 1
-                pending[2] = outcome.detail or pending[2]
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    async def _report_later(self, key: str, delay: float | None = None) -> None:
-        await asyncio.sleep(self._dead_letter_window if delay is None else delay)
-        self._dead_sleepers.pop(key, None)
-        pending = self._dead.pop(key, None)
-        if pending is None:
-            return
-        event, count, reason = pending
-        try:
-            await self.operators.dead_letters(event, count, reason)
-        except Exception:  # an operator channel problem must never stop delivery
-            log.exception("operator notice about dead letters failed " + kv(event=key))
-
-
-def _seconds(value: float) -> str:
-    """4s, 0.05s, 5m: short enough for a log line, exact enough to follow a retry."""
-    if value >= 120:
-        return f"{value / 60:.0f}m"
-    if value >= 10:
-        return f"{value:.0f}s"
-    return f"{value:.2g}s"
+# ------------------------------------------------------------------------------------------------
+# test sends (alertd test-notify)
 
 
 async def send_test(settings: Settings, urls: list[str], language: str) -> list[tuple[str, bool, str]]:
@@ -718,6 +1005,7 @@ async def send_test(settings: Settings, urls: list[str], language: str) -> list[
         body="This is a test of alertd's delivery to this channel. No action is needed.",
         observed_at=now,
     )
+    sender = Sender(max(1, min(len(urls), 16)), rates=settings.delivery.limits, name="alertd-test")
 
     async def one(url: str) -> tuple[str, bool, str]:
         channel = channels.load(url, timeout=timeout)  # uncached: a test shows the URL as configured now
@@ -726,26 +1014,16 @@ async def send_test(settings: Settings, urls: list[str], language: str) -> list[
         message = render.render(
             event, language=language, tz=tz, limits=channel.limits, templates=templates, test=True
         )
-        try:
-            result = await asyncio.wait_for(
-                asyncio.to_thread(
-                    channels.send,
-                    channel,
-                    message.title,
-                    message.body,
-                    message.notify_type,
-                    message.body_format,
-                    timeout=timeout,
-                ),
-                timeout,
-            )
-            ok, detail = result.ok, result.detail
-        except TimeoutError:
-            ok, detail = False, f"no answer within {timeout:g}s (may have been delivered)"
-        log.info(
-            ("test delivery ok " if ok else "test delivery failed ")
-            + kv(channel=channel.masked, error=None if ok else detail)
+        result = await sender.send(
+            channel, message.title, message.body, message.notify_type, message.body_format, timeout=timeout
         )
-        return channel.masked, ok, detail or "delivered"
+        log.info(
+            ("test delivery ok " if result.ok else "test delivery failed ")
+            + kv(channel=channel.masked, error=None if result.ok else result.detail)
+        )
+        return channel.masked, result.ok, result.detail or "delivered"
 
-    return list(await asyncio.gather(*(one(u) for u in urls)))
+    try:
+        return list(await asyncio.gather(*(one(u) for u in urls)))
+    finally:
+        sender.close()

@@ -34,6 +34,7 @@ __all__ = [
     "StoredSubscriber",
     "WebSubscription",
     "channel_key",
+    "pairs_by_event",
 ]
 
 
@@ -53,6 +54,14 @@ class OutboxState(StrEnum):
 
 #: States after which a row never changes again (what retention may prune).
 FINAL_STATES = frozenset({OutboxState.DELIVERED, OutboxState.DEAD, OutboxState.SUPERSEDED})
+
+
+def pairs_by_event(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """(event id, channel URL) pairs grouped by event, as channel key -> URL (for batched outbox reads)."""
+    by_event: dict[str, dict[str, str]] = {}
+    for event_id, channel in pairs:
+        by_event.setdefault(event_id, {})[channel_key(channel)] = channel
+    return by_event
 
 
 def channel_key(url: str) -> str:
@@ -99,6 +108,8 @@ class OutboxItem:
     language: str
     attempts: int
     created_at: datetime
+    #: :func:`alertd.core.priority.delivery_priority` of the row; claims take the lowest first.
+    priority: int = 3
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,9 @@ class Outcome:
     """The result of one delivery attempt.
 
     ``state`` is ``delivered``, ``pending`` (retry at ``retry_at``), ``dead`` or ``superseded``.
+    ``counted=False``: the row was claimed but never tried (its service host was
+    paused or over its rate, or the store could not plan it); it goes back to
+    ``pending`` at ``retry_at`` with its attempt given back and no attempt recorded.
     """
 
     outbox_id: int
@@ -113,6 +127,7 @@ class Outcome:
     state: OutboxState | str
     detail: str | None = None
     retry_at: datetime | None = None
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -251,6 +266,14 @@ class StateStore(Protocol):
 
     def outbox_state(self, event_id: str, channel: str) -> OutboxState | None:
         """The delivery state of one event on one channel, or None if it has no row."""
+        ...
+
+    def outbox_states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], OutboxState]:
+        """:meth:`outbox_state` for many (event id, channel URL) pairs at once; pairs without a row are absent.
+
+        The dispatcher plans a whole claim with it (an end fanned out to 10,000
+        channels asks about 10,000 starts), so it must be batched, not a loop.
+        """
         ...
 
     def supersede(self, event_id: str, channel: str, reason: str) -> bool:

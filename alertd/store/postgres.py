@@ -37,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertd.core.model import AlertEvent, AlertKind, Region, Severity
+from alertd.core.priority import delivery_priority
+from alertd.core.topics import is_topic
 from alertd.core.tracker import Active, Key, SourceEntry, SourceStatus, StepResult, TrackerState
 from alertd.errors import LeaseLost, StoreError, StoreUnavailable, TrackerConflict
 from alertd.logs import get_logger
@@ -51,6 +53,7 @@ from alertd.store.base import (
     StoredSubscriber,
     WebSubscription,
     channel_key,
+    pairs_by_event,
 )
 
 try:
@@ -64,7 +67,7 @@ except ImportError as exc:  # pragma: no cover - exercised by test_store_url's m
 
 log = get_logger("alertd.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n+1. Each runs in
 # one transaction under an advisory lock, so instances starting together migrate once.
@@ -205,6 +208,11 @@ MIGRATIONS: list[str] = [
         at TIMESTAMPTZ NOT NULL
     );
     INSERT INTO meta (key, value) VALUES ('tracker_rev', '0');
+    """,
+    # 1: delivery priority (alertd.core.priority): urgent starts first, topics first within a level.
+    """
+    ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;
+    CREATE INDEX outbox_claim ON outbox (state, priority, id);
     """,
 ]
 
@@ -550,19 +558,29 @@ class PostgresStore:
             # COPY into a temporary table, then one INSERT … ON CONFLICT: 10,000 rows in one round trip.
             db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS outbox_in (event_id TEXT, subscriber TEXT, channel TEXT, "
-                "channel_key TEXT, language TEXT) ON COMMIT DELETE ROWS"
+                "channel_key TEXT, language TEXT, priority INTEGER) ON COMMIT DELETE ROWS"
             )
             with (
                 db.cursor() as c,
                 c.copy(
-                    "COPY outbox_in (event_id, subscriber, channel, channel_key, language) FROM STDIN"
+                    "COPY outbox_in (event_id, subscriber, channel, channel_key, language, priority) FROM STDIN"
                 ) as copy,
             ):
                 for r in rows:
-                    copy.write_row((r.event_id, r.subscriber, r.channel, channel_key(r.channel), r.language))
+                    copy.write_row(
+                        (
+                            r.event_id,
+                            r.subscriber,
+                            r.channel,
+                            channel_key(r.channel),
+                            r.language,
+                            delivery_priority(event, topic=is_topic(r.subscriber)),
+                        )
+                    )
             db.execute(
                 "INSERT INTO outbox (event_id, subscriber, channel, channel_key, language, next_attempt_at, "
-                "created_at) SELECT event_id, subscriber, channel, channel_key, language, %s, %s FROM outbox_in "
+                "created_at, priority) SELECT event_id, subscriber, channel, channel_key, language, %s, %s, "
+                "priority FROM outbox_in "
                 "ORDER BY ctid ON CONFLICT (event_id, channel_key) DO NOTHING",
                 (now, now),
             )
@@ -686,10 +704,11 @@ class PostgresStore:
             rows = db.execute(
                 "WITH due AS (SELECT id FROM outbox WHERE (state = 'pending' AND next_attempt_at <= %s) "
                 "OR (state = 'sending' AND claimed_until < clock_timestamp() AND claimed_by IS DISTINCT FROM %s) "
-                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED) "
                 "UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, claimed_by = %s, "
                 "claimed_until = clock_timestamp() + make_interval(secs => %s) FROM due WHERE o.id = due.id "
-                "RETURNING o.id, o.event_id, o.subscriber, o.channel, o.language, o.attempts, o.created_at",
+                "RETURNING o.id, o.event_id, o.subscriber, o.channel, o.language, o.attempts, o.created_at, "
+                "o.priority",
                 (now, self.instance, limit, self.instance, self.claim_lease if lease is None else lease),
             ).fetchall()
             if not rows:
@@ -699,7 +718,7 @@ class PostgresStore:
                 db.execute("SELECT id, payload FROM events WHERE id = ANY(%s)", (ids,)).fetchall()
             )
         events = {eid: AlertEvent.model_validate_json(p) for eid, p in payloads.items()}
-        rows.sort(key=lambda r: r[0])
+        rows.sort(key=lambda r: (r[7], r[0]))
         return [
             OutboxItem(
                 id=r[0],
@@ -709,6 +728,7 @@ class PostgresStore:
                 language=r[4],
                 attempts=r[5],
                 created_at=r[6],
+                priority=r[7],
             )
             for r in rows
         ]
@@ -741,16 +761,24 @@ class PostgresStore:
         if not outcomes:
             return
         with self.transaction() as db, db.cursor() as cur:
+            untried = [(o.retry_at or now, o.outbox_id, self.instance) for o in outcomes if not o.counted]
             retry = [
                 (o.retry_at or now, o.detail, o.outbox_id, self.instance)
                 for o in outcomes
-                if o.state == "pending"
+                if o.state == "pending" and o.counted
             ]
             final = [
                 (o.state, None if o.state == "delivered" else o.detail, now, o.outbox_id, self.instance)
                 for o in outcomes
-                if o.state != "pending"
+                if o.state != "pending" and o.counted
             ]
+            if untried:  # claimed, never tried: back to pending with the attempt given back
+                cur.executemany(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = %s, attempts = attempts - 1, "
+                    "claimed_by = NULL, claimed_until = NULL WHERE id = %s "
+                    "AND (claimed_by = %s OR claimed_by IS NULL)",
+                    untried,
+                )
             if retry:
                 cur.executemany(
                     "UPDATE outbox SET state = 'pending', next_attempt_at = %s, last_error = %s, "
@@ -768,7 +796,7 @@ class PostgresStore:
                 "INSERT INTO attempts (outbox_id, attempt, at, outcome, detail) VALUES (%s,%s,%s,%s,%s) "
                 "ON CONFLICT (outbox_id, attempt) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, "
                 "detail = excluded.detail",
-                [(o.outbox_id, o.attempt, now, o.state, o.detail) for o in outcomes],
+                [(o.outbox_id, o.attempt, now, o.state, o.detail) for o in outcomes if o.counted],
             )
 
     def outbox_state(self, event_id: str, channel: str) -> OutboxState | None:
@@ -778,6 +806,20 @@ class PostgresStore:
                 (event_id, channel_key(channel)),
             ).fetchone()
         return OutboxState(row[0]) if row else None
+
+    def outbox_states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], OutboxState]:
+        found: dict[tuple[str, str], OutboxState] = {}
+        by_event = pairs_by_event(pairs)
+        if not by_event:
+            return found
+        with self.transaction() as db:
+            for event_id, keys in by_event.items():
+                for key, state in db.execute(
+                    "SELECT channel_key, state FROM outbox WHERE event_id = %s AND channel_key = ANY(%s)",
+                    (event_id, list(keys)),
+                ).fetchall():
+                    found[(event_id, keys[key])] = OutboxState(state)
+        return found
 
     def supersede(self, event_id: str, channel: str, reason: str) -> bool:
         with self.transaction() as db:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from alertd.core.model import AlertEvent, AlertKind, Region, Severity
+from alertd.core.priority import delivery_priority
+from alertd.core.topics import is_topic
 from alertd.core.tracker import Active, Key, SourceEntry, SourceStatus, StepResult, TrackerState
 from alertd.errors import StoreError, StoreLocked
 from alertd.store.base import (
@@ -46,6 +48,7 @@ from alertd.store.base import (
     SourceCursor,
     StoredSubscriber,
     WebSubscription,
+    pairs_by_event,
     channel_key,
 )
 
@@ -67,7 +70,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 #: Error names (``sqlite3.Error.sqlite_errorname``) that mean "someone else holds the lock": retry.
 _TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n+1.
 MIGRATIONS: list[str] = [
@@ -199,6 +202,12 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     );
     CREATE INDEX web_rate_key ON web_rate (bucket, key, at);
+    """,
+    # 3: delivery priority (alertd.core.priority): urgent starts first, topics before individual
+    # channels within a level. Existing rows get "other start" for an individual channel.
+    """
+    ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;
+    CREATE INDEX outbox_claim ON outbox (state, priority, id);
     """,
 ]
 
@@ -616,7 +625,7 @@ class SQLiteStore:
                 stamp = _ts(now)  # once, not twice per row: 10,000 rows sit inside this transaction
                 db.executemany(
                     "INSERT INTO outbox (event_id, subscriber, channel, channel_key, language, next_attempt_at, "
-                    "created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (event_id, channel_key) DO NOTHING",
+                    "created_at, priority) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (event_id, channel_key) DO NOTHING",
                     [
                         (
                             r.event_id,
@@ -626,6 +635,7 @@ class SQLiteStore:
                             r.language,
                             stamp,
                             stamp,
+                            delivery_priority(event, topic=is_topic(r.subscriber)),
                         )
                         for r in rows
                     ],
@@ -745,12 +755,12 @@ class SQLiteStore:
             return cur.rowcount
 
     def claim_due(self, now: datetime, limit: int = 500) -> list[OutboxItem]:
-        """Take up to ``limit`` due rows, oldest first, marking them 'sending' in one transaction."""
+        """Take up to ``limit`` due rows, most urgent then oldest first, marking them 'sending' in one transaction."""
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT o.id, e.payload, o.subscriber, o.channel, o.language, o.attempts, o.created_at "
+                "SELECT o.id, e.payload, o.subscriber, o.channel, o.language, o.attempts, o.created_at, o.priority "
                 "FROM outbox o JOIN events e ON e.id = o.event_id "
-                "WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
+                "WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.priority, o.id LIMIT ?",
                 (_ts(now), limit),
             ).fetchall()
             if not rows:
@@ -779,6 +789,7 @@ class SQLiteStore:
                     language=r[4],
                     attempts=r[5] + 1,
                     created_at=stamps[r[6]],
+                    priority=r[7],
                 )
             )
         return items
@@ -794,7 +805,13 @@ class SQLiteStore:
             return
         with self._transaction() as db:
             for o in outcomes:
-                if o.state == OutboxState.PENDING:
+                if not o.counted:  # claimed, never tried: back to pending, the attempt given back
+                    db.execute(
+                        "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = attempts - 1 "
+                        "WHERE id = ?",
+                        (_ts(o.retry_at or now), o.outbox_id),
+                    )
+                elif o.state == OutboxState.PENDING:
                     db.execute(
                         "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ?",
                         (_ts(o.retry_at or now), o.detail, o.outbox_id),
@@ -813,7 +830,7 @@ class SQLiteStore:
                 "INSERT INTO attempts (outbox_id, attempt, at, outcome, detail) VALUES (?,?,?,?,?) "
                 "ON CONFLICT (outbox_id, attempt) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, "
                 "detail = excluded.detail",
-                [(o.outbox_id, o.attempt, _ts(now), str(o.state), o.detail) for o in outcomes],
+                [(o.outbox_id, o.attempt, _ts(now), str(o.state), o.detail) for o in outcomes if o.counted],
             )
 
     def outbox_state(self, event_id: str, channel: str) -> OutboxState | None:
@@ -823,6 +840,21 @@ class SQLiteStore:
             (event_id, channel_key(channel)),
         )
         return OutboxState(rows[0][0]) if rows else None
+
+    def outbox_states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], OutboxState]:
+        """:meth:`outbox_state` for many (event id, channel URL) pairs: one query per event and 500 channels."""
+        found: dict[tuple[str, str], OutboxState] = {}
+        for event_id, keys in pairs_by_event(pairs).items():
+            key_list = list(keys)
+            for i in range(0, len(key_list), 500):
+                chunk = key_list[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, state in self._read(
+                    f"SELECT channel_key, state FROM outbox WHERE event_id = ? AND channel_key IN ({marks})",
+                    (event_id, *chunk),
+                ):
+                    found[(event_id, keys[key])] = OutboxState(state)
+        return found
 
     def supersede(self, event_id: str, channel: str, reason: str) -> bool:
         """Retire a pending start that an end will now carry; False if it is no longer pending."""

@@ -1,0 +1,454 @@
+"""Sending many messages fairly: worker threads, per-host lanes, rate limits, hard deadlines.
+
+One mechanism answers four needs (issues 11 and 12):
+
+* **No head-of-line blocking.** Every service host has its own lane. A host may
+  hold at most its fair share of the send slots (``concurrency`` divided by the
+  hosts that have work, and never more than three quarters of them), so a
+  hanging host cannot occupy the workers another host needs.
+* **A hard deadline per send, and the worker given back.** A send still running
+  at its deadline is abandoned: its slot is freed at once and the result is
+  "timed out, may have been delivered". Its thread is counted as *stalled* for
+  its host until the plugin returns; a host with too many stalled threads gets
+  no new ones (a hung service never grows the thread count without bound).
+* **Rate limits per host.** A token bucket per host (``[delivery.limits]`` or
+  :data:`alertd.channels.services.DEFAULT_HOST_RATES`). A "slow down" answer
+  (429, Telegram's ``retry_after``) pauses that host only, for as long as the
+  service asked, and lowers the host's rate to what it was getting through; the
+  send is queued again (a bounded number of times) rather than failed.
+* **Priority.** Each lane is a priority queue; among hosts that may send now,
+  the one whose next message has the best priority goes first, ties taken in
+  turn (round robin), so equal work is spread evenly over hosts.
+
+Threads, not Apprise's ``async_notify``: Apprise hands every blocking send to
+its own small shared pool (``min(32, cpus + 4)``), so one slow sink would queue
+everyone behind it. Our workers are plain threads kept idle between sends.
+
+A :class:`Sender` is cheap: the self-service web page builds its own (its own
+threads, its own budget) so nothing a visitor does takes a slot alerting needs,
+and may wrap sends with a ``guard`` (e.g. a connect-time address check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import heapq
+import itertools
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from alertd import channels as _channels
+
+__all__ = ["Sender", "SenderStats"]
+
+#: A send answered "slow down" is queued again at most this many times before it is reported.
+RATE_LIMIT_REQUEUES = 3
+#: Idle worker threads beyond the concurrency exit; idle ones exit after this many seconds.
+IDLE_THREAD_SECONDS = 60.0
+
+
+class _Workers:
+    """Plain worker threads: an idle one takes the next job, a new one starts when none is idle.
+
+    Unlike ``ThreadPoolExecutor`` a job that never returns does not keep its
+    thread from being replaced: the caller stops waiting (see
+    :meth:`Sender.send`) and the next job simply starts another thread. When
+    the stuck job finally returns, its thread becomes idle like any other.
+    """
+
+    def __init__(self, name: str, max_idle: int) -> None:
+        self._name = name
+        self._max_idle = max(1, max_idle)
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._count = itertools.count(1)
+        self._closed = False
+        self.threads = 0
+
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                self.threads += 1
+        if worker is None:
+            worker = _Worker(self, f"{self._name}-{next(self._count)}")
+            worker.start()
+        worker.jobs.put((future, fn))
+        return future
+
+    def _parked(self, worker: _Worker) -> bool:
+        """A worker finished its job: keep it idle (True) or let its thread end (False)."""
+        with self._lock:
+            if self._closed or len(self._idle) >= self._max_idle:
+                self.threads -= 1
+                return False
+            self._idle.append(worker)
+            return True
+
+    def _retire(self, worker: _Worker) -> bool:
+        """An idle worker timed out waiting: end its thread unless a job was just handed to it."""
+        with self._lock:
+            if worker in self._idle:
+                self._idle.remove(worker)
+                self.threads -= 1
+                return True
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self.threads -= len(idle)
+        for worker in idle:
+            worker.jobs.put(None)
+
+
+class _Worker(threading.Thread):
+    def __init__(self, pool: _Workers, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.pool = pool
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get(timeout=IDLE_THREAD_SECONDS)
+            except queue.Empty:
+                if self.pool._retire(self):
+                    return
+                continue
+            if job is None:
+                return
+            future, fn = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # handed to the waiting coroutine
+                    future.set_exception(exc)
+            del job, future, fn
+            if not self.pool._parked(self):
+                return
+
+
+@dataclass
+class _Host:
+    """One service host's lane."""
+
+    name: str
+    rate: float | None  # requests/s; None = unlimited
+    burst: float
+    tokens: float
+    refilled: float
+    queue: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    inflight: int = 0
+    stalled: int = 0
+    paused_until: float = 0.0
+    last_grant: int = 0
+    configured: float | None = None  # the configured/default rate: the learned rate never exceeds it
+    ok_streak: int = 0
+    recent: deque[float] = field(default_factory=deque)  # completion times within the last second
+    sent: int = 0
+    throttled: int = 0
+    timeouts: int = 0
+
+    def refill(self, now: float) -> None:
+        if self.rate is None:
+            return
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until this host may start a send (0 = now), pauses and rate together."""
+        wait = max(0.0, self.paused_until - now)
+        if self.rate is not None and self.tokens < 1.0:
+            wait = max(wait, (1.0 - self.tokens) / self.rate)
+        return wait
+
+
+@dataclass(frozen=True)
+class SenderStats:
+    """Figures for metrics and benchmarks."""
+
+    in_flight: int
+    queued: int
+    stalled: int
+    threads: int
+    abandoned: int
+    per_host: dict[str, dict[str, float]]
+
+
+class Sender:
+    """Sends through our own worker threads, fairly across service hosts, within each host's rate."""
+
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        rates: Mapping[str, float] | None = None,
+        name: str = "alertd-send",
+        guard: Callable[[_channels.Channel], str | None] | None = None,
+        send: Callable[..., _channels.SendResult] | None = None,
+    ) -> None:
+        self.concurrency = max(1, concurrency)
+        self._rates = dict(rates or {})
+        self._guard = guard
+        self._send = send or _channels.send
+        self._workers = _Workers(name, self.concurrency)
+        self._hosts: dict[str, _Host] = {}
+        self._free = self.concurrency
+        self._seq = itertools.count()
+        self._grants = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.abandoned = 0
+        # A host may hold at most this many slots, so a hanging one leaves room for the rest …
+        self._host_cap = (
+            self.concurrency - self.concurrency // 4 if self.concurrency >= 4 else self.concurrency
+        )
+        # … and at most this many stalled threads before it gets no new ones.
+        self._stall_cap = max(1, self.concurrency // 4)
+
+    # -- public --------------------------------------------------------------------------------
+    def ready_in(self, host: str) -> float:
+        """Seconds before ``host`` may be sent to again (a pause or its rate); 0 when it may now."""
+        lane = self._hosts.get(host)
+        if lane is None:
+            return 0.0
+        now = time.monotonic()
+        lane.refill(now)
+        backlog = len(lane.queue) / lane.rate if lane.rate else 0.0
+        return lane.wait(now) + backlog
+
+    def pause(self, host: str, seconds: float) -> None:
+        lane = self._lane(host)
+        lane.paused_until = max(lane.paused_until, time.monotonic() + seconds)
+
+    @property
+    def busy(self) -> int:
+        """Sends running or queued (the dispatcher's window)."""
+        return self.concurrency - self._free + sum(len(h.queue) for h in self._hosts.values())
+
+    @property
+    def free(self) -> int:
+        return self._free
+
+    def stats(self) -> SenderStats:
+        return SenderStats(
+            in_flight=self.concurrency - self._free,
+            queued=sum(len(h.queue) for h in self._hosts.values()),
+            stalled=sum(h.stalled for h in self._hosts.values()),
+            threads=self._workers.threads,
+            abandoned=self.abandoned,
+            per_host={
+                h.name: {
+                    "sent": h.sent,
+                    "throttled": h.throttled,
+                    "timeouts": h.timeouts,
+                    "stalled": h.stalled,
+                    "rate": h.rate or 0.0,
+                }
+                for h in self._hosts.values()
+            },
+        )
+
+    async def send(
+        self,
+        channel: _channels.Channel,
+        title: str,
+        body: str,
+        notify_type: str,
+        body_format: str | None = "text",
+        *,
+        timeout: float,
+        priority: int = 0,
+    ) -> _channels.SendResult:
+        """Send one message when its host's lane lets it, within ``timeout`` seconds of starting.
+
+        Waiting for a slot or a rate token does not count against ``timeout``. A
+        "slow down" answer pauses the host and queues the send again (at most
+        :data:`RATE_LIMIT_REQUEUES` times).
+        """
+        if not channel.usable:
+            return _channels.SendResult(False, channel.error or "channel unusable")
+        if self._guard is not None:
+            refusal = self._guard(channel)
+            if refusal:
+                return _channels.SendResult(False, refusal)
+        self._loop = asyncio.get_running_loop()
+        lane = self._lane(channel.host)
+        result = _channels.SendResult(False, "not sent")
+        for _ in range(RATE_LIMIT_REQUEUES + 1):
+            await self._acquire(lane, priority)
+            try:
+                result = await self._run(lane, channel, title, body, notify_type, body_format, timeout)
+            finally:
+                self._release(lane)
+            if result.retry_after is None:
+                break
+            self._throttled(lane, result.retry_after)
+        return result
+
+    def close(self) -> None:
+        """Let idle threads end (a send still running finishes in the background)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._workers.close()
+
+    # -- lanes ---------------------------------------------------------------------------------
+    def _lane(self, host: str) -> _Host:
+        lane = self._hosts.get(host)
+        if lane is None:
+            limit = _channels.host_rate(host, self._rates)
+            now = time.monotonic()
+            rate = limit.rate if limit else None
+            burst = limit.burst if limit else 1.0
+            lane = _Host(host, rate, burst, burst, now, configured=rate)
+            self._hosts[host] = lane
+        return lane
+
+    async def _acquire(self, lane: _Host, priority: int) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(lane.queue, (priority, next(self._seq), waiter))
+        self._grant()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # granted, then cancelled: give it back
+                self._release(lane)
+            else:
+                lane.queue = [e for e in lane.queue if e[2] is not waiter]
+                heapq.heapify(lane.queue)
+            raise
+
+    def _release(self, lane: _Host) -> None:
+        lane.inflight -= 1
+        self._free += 1
+        self._grant()
+
+    def _cap(self) -> int:
+        active = sum(1 for h in self._hosts.values() if h.queue or h.inflight)
+        return max(1, min(self._host_cap, math.ceil(self.concurrency / max(1, active))))
+
+    def _grant(self) -> None:
+        """Hand free slots to waiting sends: best priority first, hosts in turn, within rates."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = time.monotonic()
+        total_stalled = sum(h.stalled for h in self._hosts.values())
+        retry_in: float | None = None
+        while self._free > 0:
+            cap = self._cap()
+            best: _Host | None = None
+            for lane in self._hosts.values():
+                while lane.queue and lane.queue[0][2].done():  # cancelled waiters
+                    heapq.heappop(lane.queue)
+                if not lane.queue or lane.inflight >= cap:
+                    continue
+                if lane.stalled >= self._stall_cap or (lane.stalled and total_stalled >= self.concurrency):
+                    continue  # a hung host gets no new threads until some of its sends return
+                lane.refill(now)
+                wait = lane.wait(now)
+                if wait > 0:
+                    retry_in = wait if retry_in is None else min(retry_in, wait)
+                    continue
+                if best is None or (lane.queue[0][0], lane.last_grant) < (best.queue[0][0], best.last_grant):
+                    best = lane
+            if best is None:
+                break
+            _, _, waiter = heapq.heappop(best.queue)
+            best.inflight += 1
+            best.last_grant = next(self._grants)
+            if best.rate is not None:
+                best.tokens -= 1.0
+            self._free -= 1
+            waiter.set_result(None)
+        if retry_in is not None and self._loop is not None:
+            self._timer = self._loop.call_later(retry_in + 0.001, self._grant)
+
+    # -- one send ------------------------------------------------------------------------------
+    async def _run(
+        self,
+        lane: _Host,
+        channel: _channels.Channel,
+        title: str,
+        body: str,
+        notify_type: str,
+        body_format: str | None,
+        timeout: float,
+    ) -> _channels.SendResult:
+        send = self._send
+        job = self._workers.submit(
+            lambda: send(channel, title, body, notify_type, body_format, timeout=timeout)
+        )
+        began = time.monotonic()
+        try:
+            result: _channels.SendResult = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
+        except TimeoutError:
+            self._abandon(lane, job)
+            lane.timeouts += 1
+            return _channels.SendResult(
+                False,
+                f"no answer within {timeout:g}s (may have been delivered)",
+                timed_out=True,
+                maybe_delivered=True,
+                took=time.monotonic() - began,
+            )
+        except Exception as exc:  # a bug in the send path is a failed send, not a dead dispatcher
+            return _channels.SendResult(False, f"internal error: {type(exc).__name__}")
+        self._completed(lane, result)
+        return result
+
+    def _abandon(self, lane: _Host, job: concurrent.futures.Future[Any]) -> None:
+        """Stop waiting for a send still running: its thread is stalled on this host until it returns."""
+        if job.done():
+            return
+        self.abandoned += 1
+        lane.stalled += 1
+        loop = self._loop
+
+        def returned(_: concurrent.futures.Future[Any]) -> None:
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._unstall, lane)
+
+        job.add_done_callback(returned)
+
+    def _unstall(self, lane: _Host) -> None:
+        lane.stalled = max(0, lane.stalled - 1)
+        self._grant()
+
+    def _completed(self, lane: _Host, result: _channels.SendResult) -> None:
+        now = time.monotonic()
+        while lane.recent and lane.recent[0] < now - 1.0:
+            lane.recent.popleft()
+        if result.retry_after is not None:
+            return
+        lane.recent.append(now)  # answers that got through, for the rate after a "slow down"
+        lane.sent += 1
+        if lane.rate is not None and lane.rate != lane.configured:
+            # additive increase after a "slow down": +5 % every 20 answers that were not one
+            lane.ok_streak += 1
+            if lane.ok_streak >= 20:
+                lane.ok_streak = 0
+                grown = lane.rate * 1.05
+                lane.rate = grown if lane.configured is None or grown < lane.configured else lane.configured
+                if lane.configured is None and lane.rate > 10_000:
+                    lane.rate = None
+
+    def _throttled(self, lane: _Host, retry_after: float) -> None:
+        """The host said "slow down": pause it for as long as it asked and lower its rate."""
+        lane.throttled += 1
+        lane.ok_streak = 0
+        lane.paused_until = max(lane.paused_until, time.monotonic() + max(0.05, retry_after))
+        got_through = max(1.0, len(lane.recent) * 0.8)
+        lane.rate = got_through if lane.rate is None else max(0.2, min(lane.rate, got_through))
+        lane.burst = max(1.0, min(lane.burst, lane.rate))
+        lane.tokens = min(lane.tokens, lane.burst)
