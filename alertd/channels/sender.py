@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alertd import channels as _channels
+from alertd.channels.guard import Guard
 
 __all__ = ["Sender", "SenderStats"]
 
@@ -269,12 +270,15 @@ class Sender:
         *,
         timeout: float,
         priority: int = 0,
+        guard: Guard | None = None,
     ) -> _channels.SendResult:
         """Send one message when its host's lane lets it, within ``timeout`` seconds of starting.
 
         Waiting for a slot or a rate token does not count against ``timeout``. A
         "slow down" answer pauses the host and queues the send again (at most
-        :data:`RATE_LIMIT_REQUEUES` times).
+        :data:`RATE_LIMIT_REQUEUES` times). Under a ``guard``
+        (:class:`alertd.channels.guard.Guard`, a resident's raw URL) every connect is
+        checked and the send's sockets are cut at the deadline.
         """
         if not channel.usable:
             return _channels.SendResult(False, channel.error or "channel unusable")
@@ -288,7 +292,7 @@ class Sender:
         for _ in range(RATE_LIMIT_REQUEUES + 1):
             await self._acquire(lane, priority)
             try:
-                result = await self._run(lane, channel, title, body, notify_type, body_format, timeout)
+                result = await self._run(lane, channel, title, body, notify_type, body_format, timeout, guard)
             finally:
                 self._release(lane)
             if result.retry_after is None:
@@ -384,14 +388,24 @@ class Sender:
         notify_type: str,
         body_format: str | None,
         timeout: float,
+        guard: Guard | None = None,
     ) -> _channels.SendResult:
         send = self._send
-        job = self._workers.submit(
-            lambda: send(channel, title, body, notify_type, body_format, timeout=timeout)
-        )
+        if guard is None:
+            job = self._workers.submit(
+                lambda: send(channel, title, body, notify_type, body_format, timeout=timeout)
+            )
+            timer = None
+        else:  # the guard cuts the send's sockets at the deadline, so its thread really comes back
+            job = self._workers.submit(
+                lambda: guard.run(send, channel, title, body, notify_type, body_format, timeout=timeout)
+            )
+            timer = asyncio.get_running_loop().call_later(timeout, guard.expire)
         began = time.monotonic()
         try:
-            result: _channels.SendResult = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
+            result: _channels.SendResult = await asyncio.wait_for(
+                asyncio.wrap_future(job), timeout + (2.0 if guard is not None else 0.0)
+            )
         except TimeoutError:
             self._abandon(lane, job)
             lane.timeouts += 1
@@ -404,6 +418,11 @@ class Sender:
             )
         except Exception as exc:  # a bug in the send path is a failed send, not a dead dispatcher
             return _channels.SendResult(False, f"internal error: {type(exc).__name__}")
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not result.ok and guard is not None and guard.refused:
+            return _channels.SendResult(False, "refused: the channel's address is not a public one")
         self._completed(lane, result)
         return result
 

@@ -6,8 +6,9 @@ Everything is constructed here and passed in; no module holds process state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -193,12 +194,15 @@ async def run_app(
             settings.operators.language,
             # several instances on one store: each operator notice goes out once, not once each
             once=(lambda key: store.once(key, instance)) if store.shared else None,
+            timeout=settings.delivery.timeout,
         )
         selfservice = None
         if settings.selfservice.enabled and settings.http.enabled:
             from alertd.web.selfservice import SelfService
 
             selfservice = SelfService(settings, store, registry)
+        hooks = ProcessHooks(settings, store, metrics, operators, runner)
+        store_health = StoreHealth(on_outage=hooks.store_failing, on_recovery=hooks.store_recovered)
         dispatcher = Dispatcher(
             store,
             settings,
@@ -206,9 +210,9 @@ async def run_app(
             operators=operators,
             footer_for=selfservice.footer_for if selfservice is not None else None,
             guard_for=selfservice.guard_for if selfservice is not None else None,
+            store_health=store_health,
+            runner=runner,
         )
-        hooks = ProcessHooks(settings, store, metrics, operators, runner)
-        store_health = StoreHealth(on_outage=hooks.store_failing, on_recovery=hooks.store_recovered)
         router = LiveRouter(settings, registry, store)
         daemon = Daemon(
             settings,
@@ -230,7 +234,7 @@ async def run_app(
             return 0
         retention = settings.store
         background: list[Callable[[asyncio.Event], object]] = [
-            dispatcher.run,
+            supervised("dispatcher", dispatcher.run),
             lambda stop_event: prune_forever(
                 store, runner, retention.retention, retention.prune_interval, stop_event
             ),
@@ -271,7 +275,10 @@ async def run_app(
         if on_ready is not None:
             on_ready()
         try:
-            await run_forever(daemon, background=background, stop=stop)
+            # The dispatcher's clean stop waits up to the delivery timeout for sends in flight.
+            await run_forever(
+                daemon, background=background, stop=stop, stop_grace=settings.delivery.timeout + 5
+            )
         finally:
             dispatcher.close()
             if selfservice is not None:
@@ -318,6 +325,40 @@ def shared_status(store: StateStore, instance: str) -> dict[str, Any]:
         },
         "claimed": store.claims(),
     }
+
+
+def supervised(
+    name: str, run: Callable[[asyncio.Event], Awaitable[None]], *, first_delay: float = 1.0
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """``run`` restarted whenever it dies (raises, or returns before ``stop``), with a log line each time.
+
+    The dispatcher is the process's reason to exist: a bug or an unexpected error
+    in it must cost a restart of the task (backed off up to 30 s), never silence
+    until someone restarts the daemon.
+    """
+
+    async def supervise(stop: asyncio.Event) -> None:
+        delay = first_delay
+        while True:
+            try:
+                await run(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error(
+                    "task died; restarting", task=name, error=f"{type(exc).__name__}: {exc}", retry_in=delay
+                )
+            else:
+                if stop.is_set():
+                    return
+                log.error("task stopped by itself; restarting", task=name, retry_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+            delay = min(30.0, delay * 2)
+
+    return supervise
 
 
 def _cap_routes(settings: Settings, store: StateStore, daemon: Daemon, started_at: datetime) -> list:

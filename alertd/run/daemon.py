@@ -552,11 +552,14 @@ async def run_forever(
     *,
     background: list[Callable[[asyncio.Event], object]] | None = None,
     stop: asyncio.Event | None = None,
+    stop_grace: float = 10.0,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set): polls on schedule, background tasks beside them.
 
     Each ``background`` callable gets the stop event and returns an awaitable
-    (the dispatcher, the HTTP server); they are awaited for a clean finish.
+    (the dispatcher, the HTTP server); they are awaited for a clean finish, up to
+    ``stop_grace`` seconds (the dispatcher needs its delivery timeout to let the
+    sends in flight answer and to record them).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -581,7 +584,7 @@ async def run_forever(
         scheduler.shutdown(wait=False)
         # let the background tasks see the stop event and finish what is in flight
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=10)
+            done, pending = await asyncio.wait(tasks, timeout=stop_grace)
             for task in pending:
                 task.cancel()
             for task in done:

@@ -19,7 +19,8 @@ Shape (DESIGN §1 step 6, §3 "stale work", §6 logs, §10 reach), after Alertma
 The pump (:class:`Dispatcher`) claims only as many rows as there are free send
 slots, so a SIGKILL leaves only rows really in flight to be sent again; a store
 that fails (full disk, a lock held elsewhere) is a condition, not a death: the
-error is logged once per outage, the health state says so (``/healthz`` 503),
+error is reported once per outage through the shared
+:class:`alertd.store.runner.StoreHealth` (``/healthz`` 503, operator notice),
 and the pump backs off and carries on by itself when the store recovers.
 A clean stop stops claiming, waits up to ``delivery.timeout`` for sends in
 flight and writes every outcome, so a restart repeats nothing.
@@ -44,13 +45,16 @@ from zoneinfo import ZoneInfo
 
 from alertd import channels
 from alertd.channels import Channel, ChannelCache, SendResult
+from alertd.channels.guard import Guard
 from alertd.channels.sender import Sender
 from alertd.config import DeliveryConfig, Settings
 from alertd.core import render
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
 from alertd.core.tracker import event_id
+from alertd.errors import StoreError
 from alertd.logs import kv, mask_phone
-from alertd.store.base import OutboxItem, Outcome, OutboxState, StateStore
+from alertd.store.base import OutboxItem, OutboxState, Outcome, StateStore
+from alertd.store.runner import StoreHealth, StoreRunner
 
 if TYPE_CHECKING:
     from alertd.run.operators import OperatorNotifier
@@ -60,7 +64,6 @@ __all__ = [
     "AgeClock",
     "DispatchHooks",
     "Dispatcher",
-    "HealthState",
     "Job",
     "MultiStage",
     "PlanStage",
@@ -139,31 +142,6 @@ class NoHooks:
 
     def dead(self, event: AlertEvent) -> None:
         pass
-
-
-class HealthState:
-    """Problems that make the process unhealthy right now, by component (``/healthz`` reads it).
-
-    The dispatcher sets ``"dispatcher"`` while it cannot read or write the store
-    and clears it when a store call succeeds again; other components (polls) may
-    use their own names. Plain data, owned by the composition root.
-    """
-
-    def __init__(self) -> None:
-        self._problems: dict[str, str] = {}
-
-    def set(self, component: str, cause: str) -> None:
-        self._problems[component] = cause
-
-    def clear(self, component: str) -> None:
-        self._problems.pop(component, None)
-
-    def problems(self) -> dict[str, str]:
-        return dict(self._problems)
-
-    @property
-    def healthy(self) -> bool:
-        return not self._problems
 
 
 class AgeClock:
@@ -344,7 +322,12 @@ class RenderStage:
         self._rendered: dict[tuple[Any, ...], render.Message] = {}
 
     async def run(self, jobs: list[Job]) -> list[Job]:
-        return [self.render(job) for job in jobs]
+        if not self.templates:  # built-in texts are cheap: render on the loop
+            return [self.render(job) for job in jobs]
+        # Operator templates render off the loop (the daemon's executor), within their step and
+        # output budget (alertd.core.template_budget).
+        loop = asyncio.get_running_loop()
+        return [await loop.run_in_executor(None, self.render, job) for job in jobs]
 
     def render(self, job: Job) -> Job:
         if job.outcome is not None:
@@ -402,8 +385,17 @@ class SendStage:
     far over its rate) goes back to the outbox without using an attempt.
     """
 
-    def __init__(self, sender: Sender, delivery: DeliveryConfig, ages: AgeClock) -> None:
+    def __init__(
+        self,
+        sender: Sender,
+        delivery: DeliveryConfig,
+        ages: AgeClock,
+        guard_for: Callable[[str, Channel], Guard | None] | None = None,
+    ) -> None:
         self.sender = sender
+        # Channels a resident typed as a raw URL are sent under the connect-time guard:
+        # guard_for(subscriber name, channel) -> Guard or None (alertd.web.selfservice; issue 15).
+        self.guard_for = guard_for
         self.timeout = delivery.timeout
         self.ages = ages
         self._busy: dict[str, asyncio.Lock] = {}
@@ -437,11 +429,22 @@ class SendStage:
                     message.body_format,
                     timeout=self.timeout,
                     priority=job.item.priority,
+                    guard=self._guard(job.item, channel),
                 )
         finally:
             if not lock.locked() and self._busy.get(job.item.channel) is lock:
                 del self._busy[job.item.channel]
         return replace(job, result=result)
+
+    def _guard(self, item: OutboxItem, channel: Channel) -> Guard | None:
+        """The connect-time guard for a resident's raw URL; a lookup failure guards anyway."""
+        if self.guard_for is None:
+            return None
+        try:
+            return self.guard_for(item.subscriber, channel)
+        except Exception:
+            log.exception("guard lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
+            return Guard()
 
 
 class RecordStage:
@@ -562,7 +565,8 @@ class Recorder:
         self,
         store: StateStore,
         operators: OperatorNotifier,
-        health: HealthState,
+        runner: StoreRunner,
+        store_health: StoreHealth,
         clock: Callable[[], datetime],
         dead_letter_window: float,
         spawn: Callable[[Any], asyncio.Task[Any]],
@@ -570,7 +574,7 @@ class Recorder:
     ) -> None:
         self.store = store
         self.operators = operators
-        self.health = health
+        self.runner = runner
         self._clock = clock
         self._window = dead_letter_window
         self._spawn = spawn
@@ -579,7 +583,7 @@ class Recorder:
         self._since = 0.0
         self._dead: dict[str, list[Any]] = {}  # event id -> [event, channels, last error]
         self._sleepers: dict[str, asyncio.Task[Any]] = {}
-        self.store_errors = StoreErrors(health)
+        self.store_errors = StoreErrors(store_health)
 
     def add(self, outcome: Outcome, item: OutboxItem) -> None:
         if not self.buffer:
@@ -595,7 +599,7 @@ class Recorder:
             return 0.0
         return max(0.0, self._since + FLUSH_INTERVAL - time.monotonic())
 
-    def flush(self, *, force: bool = False) -> bool:
+    async def flush(self, *, force: bool = False) -> bool:
         """Write the buffer if due (or ``force``); False when the store refused (the buffer is kept)."""
         due = self.due_in()
         if due is None or (due > 0 and not force):
@@ -604,7 +608,7 @@ class Recorder:
             return False
         batch = self.buffer
         try:
-            self.store.finish([o for o, _ in batch], self._clock())
+            await self.runner.call(self.store.finish, [o for o, _ in batch], self._clock())
         except Exception as exc:
             self.store_errors.failed("write delivery outcomes", exc)
             return False
@@ -645,11 +649,15 @@ class Recorder:
 
 
 class StoreErrors:
-    """One store outage: logged once, backed off, reported to the health state, cleared on recovery."""
+    """The dispatcher's side of a store outage: report it to the shared :class:`StoreHealth`
+    (which logs once per outage, makes ``/healthz`` 503 and tells operators), back off, and
+    report recovery on the next good call."""
 
-    def __init__(self, health: HealthState) -> None:
+    WRITER = "dispatcher"
+
+    def __init__(self, health: StoreHealth) -> None:
         self.health = health
-        self.since: float | None = None
+        self.failing = False
         self._delay = STORE_RETRY_FIRST
         self._next = 0.0
 
@@ -660,24 +668,24 @@ class StoreErrors:
         return max(0.0, self._next - time.monotonic())
 
     def failed(self, what: str, exc: BaseException) -> None:
-        now = time.monotonic()
-        cause = f"cannot {what}: {type(exc).__name__}: {exc}"[:300]
-        if self.since is None:
-            self.since = now
+        if isinstance(exc, StoreError):
+            error = exc
+        else:  # a backend error the store did not wrap: still a store condition, not a crash
+            error = StoreError(
+                f"cannot {what}: {type(exc).__name__}: {exc}", cause=str(exc) or type(exc).__name__
+            )
+        if not self.failing:
+            self.failing = True
             self._delay = STORE_RETRY_FIRST
-            log.error("delivery store unavailable; retrying " + kv(error=cause))
         else:
             self._delay = min(STORE_RETRY_MAX, self._delay * 2)
-        self.health.set("dispatcher", f"dispatcher {cause}")
-        self._next = now + self._delay
+        self.health.failed(self.WRITER, error)
+        self._next = time.monotonic() + self._delay
 
     def ok(self) -> None:
-        if self.since is not None:
-            log.warning(
-                "delivery store available again " + kv(down_for=_seconds(time.monotonic() - self.since))
-            )
-            self.since = None
-            self.health.clear("dispatcher")
+        if self.failing:
+            self.failing = False
+            self.health.recovered(self.WRITER)
         self._next = 0.0
 
 
@@ -708,7 +716,9 @@ class Dispatcher:
         cache_size: int = 4096,
         dead_letter_window: float = 5.0,
         footer_for: Callable[[str, str], str | None] | None = None,
-        health: HealthState | None = None,
+        guard_for: Callable[[str, Channel], Guard | None] | None = None,
+        store_health: StoreHealth | None = None,
+        runner: StoreRunner | None = None,
         sender: Sender | None = None,
     ) -> None:
         self.store = store
@@ -724,7 +734,10 @@ class Dispatcher:
                 timeout=self.delivery.timeout,
             )
         self.operators = operators
-        self.health = health if health is not None else HealthState()
+        self.store_health = store_health if store_health is not None else StoreHealth()
+        # Store calls run off the event loop (a locked database must not freeze /healthz).
+        self.runner = runner or StoreRunner(name="alertd-dispatch-store")
+        self._own_runner = runner is None
         self._clock = clock
         self.ages = AgeClock(clock)
         workers = max(1, min(self.delivery.concurrency, MAX_WORKERS))
@@ -745,12 +758,19 @@ class Dispatcher:
         self._pumping = asyncio.Lock()
         self._requeued = False
         self.recorder = Recorder(
-            store, operators, self.health, clock, dead_letter_window, self._spawn, self._signal.set
+            store,
+            operators,
+            self.runner,
+            self.store_health,
+            clock,
+            dead_letter_window,
+            self._spawn,
+            self._signal.set,
         )
         self.plan = PlanStage(store, self.delivery, self.ages)
         self.pipeline = MultiStage(
             RenderStage(self._channels, settings, footer_for),
-            SendStage(self.sender, self.delivery, self.ages),
+            SendStage(self.sender, self.delivery, self.ages, guard_for),
             RecordStage(self.recorder, self.delivery, self.ages, self._hook),
         )
         self._record = RecordStage(self.recorder, self.delivery, self.ages, self._hook)
@@ -800,15 +820,17 @@ class Dispatcher:
     def close(self) -> None:
         """Release the worker threads (a send still running finishes in the background)."""
         self.sender.close()
+        if self._own_runner:
+            self.runner.close()
 
     # -- the pump --------------------------------------------------------------------------------
-    def _requeue_once(self) -> bool:
+    async def _requeue_once(self) -> bool:
         """Rows left 'sending' by a previous process go out again (only the first pass may do this:
         later, 'sending' rows are our own deliveries in flight). False while the store refuses."""
         if self._requeued:
             return True
         try:
-            again = self.store.requeue_inflight()
+            again = await self.runner.call(self.store.requeue_inflight)
         except Exception as exc:
             self.recorder.store_errors.failed("requeue deliveries cut off by the last stop", exc)
             return False
@@ -828,8 +850,8 @@ class Dispatcher:
             while True:
                 if stop is not None and stop.is_set():
                     return
-                self.recorder.flush(force=not self._inflight)
-                if not self._requeue_once():
+                await self.recorder.flush(force=not self._inflight)
+                if not await self._requeue_once():
                     await self._sleep(errors.wait())
                     continue
                 room = self._window - len(self._inflight)
@@ -841,7 +863,7 @@ class Dispatcher:
                 ):
                     self._woken = False
                     try:
-                        items = self.store.claim_due(self._clock(), limit=room)
+                        items = await self.runner.call(self.store.claim_due, self._clock(), limit=room)
                     except Exception as exc:
                         errors.failed("claim deliveries", exc)
                         items = []
@@ -849,11 +871,11 @@ class Dispatcher:
                         if not self.recorder.buffer:
                             errors.ok()
                     if items:
-                        self._start(items)
+                        await self._start(items)
                         continue
                 if until_idle and not self._inflight and not self.recorder.buffer:
                     try:
-                        due = self.store.next_due()
+                        due = await self.runner.call(self.store.next_due)
                     except Exception as exc:
                         errors.failed("read the outbox", exc)
                         await self._sleep(errors.wait())
@@ -862,9 +884,9 @@ class Dispatcher:
                         return
                     self._woken = True
                     continue
-                await self._sleep(self._sleep_time(room))
+                await self._sleep(await self._sleep_time(room))
 
-    def _sleep_time(self, room: int) -> float:
+    async def _sleep_time(self, room: int) -> float:
         timeout = IDLE_RECHECK
         errors = self.recorder.store_errors
         if not errors.ready():
@@ -874,7 +896,7 @@ class Dispatcher:
             timeout = min(timeout, due_in)
         if room > 0:
             try:
-                due = self.store.next_due()
+                due = await self.runner.call(self.store.next_due)
             except Exception as exc:
                 errors.failed("read the outbox", exc)
                 return errors.wait()
@@ -896,10 +918,10 @@ class Dispatcher:
             await asyncio.sleep(0)
         self._signal.clear()
 
-    def _start(self, items: Sequence[OutboxItem]) -> None:
+    async def _start(self, items: Sequence[OutboxItem]) -> None:
         jobs = [Job(item) for item in items]
         try:
-            planned = self.plan.plan(jobs)
+            planned = await self.runner.call(self.plan.plan, jobs)  # its store reads on the store thread
         except Exception as exc:
             # The store could not answer the plan's questions: give the rows back, uncounted.
             self.recorder.store_errors.failed("plan deliveries", exc)
@@ -953,7 +975,7 @@ class Dispatcher:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
         for _ in range(5):  # the store may be briefly busy: a few tries before giving up the record
-            if self.recorder.flush(force=True) and not self.recorder.buffer:
+            if await self.recorder.flush(force=True) and not self.recorder.buffer:
                 break
             await asyncio.sleep(min(1.0, max(0.1, self.recorder.store_errors.wait())))
         if self.recorder.buffer:

@@ -48,8 +48,8 @@ from alertd.store.base import (
     SourceCursor,
     StoredSubscriber,
     WebSubscription,
-    pairs_by_event,
     channel_key,
+    pairs_by_event,
 )
 
 __all__ = [

@@ -19,9 +19,10 @@ import pytest
 from support.sinks import JsonSink, SmtpSink
 
 from alertd.channels import mask
-from alertd.config import DeliveryConfig, OperatorsConfig, Settings
+from alertd.config import DeliveryConfig
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
 from alertd.core.tracker import StepResult, TrackerState, event_id
+from alertd.errors import OperatorsConfig, Settings, StoreError
 from alertd.run.dispatch import Dispatcher, backoff_delay, send_test
 from alertd.store.sqlite import OutboxRow, Store
 
@@ -446,3 +447,90 @@ async def test_operator_notices_are_rate_limited(json_sink: JsonSink) -> None:
     ]
     assert "12 min" in json_sink.received("/ops")[0].message
     assert not await OperatorNotifier([]).notify("t", "b")  # no URLs: nothing to do
+
+
+class FlakyStore(Store):
+    """A real store whose outbox reads and writes fail while ``broken`` is set (a full disk, a lock)."""
+
+    broken = False
+
+    def _check(self) -> None:
+        if self.broken:
+            raise StoreError("database or disk is full", cause="database or disk is full")
+
+    def claim_due(self, now: datetime, limit: int = 500):  # type: ignore[no-untyped-def]
+        self._check()
+        return super().claim_due(now, limit)
+
+    def finish(self, outcomes, now):  # type: ignore[no-untyped-def]
+        self._check()
+        return super().finish(outcomes, now)
+
+
+async def test_a_store_outage_is_survived_and_reported_to_health(
+    tmp_path: Path, json_sink: JsonSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    from alertd.store.runner import StoreHealth
+
+    caplog.set_level(logging.INFO)
+    store = FlakyStore(tmp_path / "flaky.sqlite")
+    health = StoreHealth()
+    urls = [json_sink.url(f"/u{i}") for i in range(5)]
+    dispatcher = Dispatcher(store, make_settings(tmp_path), clock=clock_from(T0), store_health=health)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.sleep(0.05)
+        store.broken = True  # the disk fills up
+        commit_store = Store(tmp_path / "flaky.sqlite")  # the daemon's write still lands (space freed later)
+        commit(commit_store, [started()], [(f"s{i}", u, "en") for i, u in enumerate(urls)], T0)
+        commit_store.close()
+        dispatcher.wake()
+        async with asyncio.timeout(15):
+            while health.problem() is None:
+                await asyncio.sleep(0.02)
+        problem = health.problem()
+        assert (
+            problem is not None
+            and "disk is full" in problem["reason"]
+            and problem["writers"] == ["dispatcher"]
+        )
+        assert not task.done()  # a condition, not a death
+        store.broken = False  # space is back
+        async with asyncio.timeout(20):
+            while store.outbox_counts() != {"delivered": 5}:
+                assert not task.done()
+                await asyncio.sleep(0.05)
+        assert health.problem() is None
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        dispatcher.close()
+        store.close()
+    assert [len(json_sink.received(f"/u{i}")) for i in range(5)] == [1] * 5
+    assert caplog.text.count("state store cannot be written") == 1  # once per outage, not per retry
+    assert "state store writable again" in caplog.text
+
+
+async def test_a_stop_waits_for_sends_in_flight_and_records_them(
+    tmp_path: Path, store: Store, json_sink: JsonSink
+) -> None:
+    """SIGTERM during slow sends: they finish (within the timeout) and are recorded, so nothing repeats."""
+    for i in range(6):
+        json_sink.configure(f"/slow{i}", delay=1.0)
+    urls = [json_sink.url(f"/slow{i}") for i in range(6)]
+    commit(store, [started()], [(f"s{i}", u, "en") for i, u in enumerate(urls)], T0)
+    dispatcher = Dispatcher(store, make_settings(tmp_path, timeout=10.0), clock=clock_from(T0))
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        async with asyncio.timeout(15):
+            while store.outbox_counts().get("sending", 0) < 6:
+                await asyncio.sleep(0.01)
+        stop.set()  # a clean stop while every send is waiting for its answer
+        await asyncio.wait_for(task, 20)
+    finally:
+        stop.set()
+        dispatcher.close()
+    assert store.outbox_counts() == {"delivered": 6}
+    assert store.requeue_inflight() == 0  # a restart would send nothing again

@@ -1,0 +1,150 @@
+"""The sender (alertd.channels.sender): per-host lanes, hard deadlines, "slow down" answers, priority.
+
+Sends are stand-ins run in the sender's real worker threads; assertions are on
+counts and order, never on how long anything took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+from alertd.channels import Channel, SendResult
+from alertd.channels.sender import Sender
+from alertd.core.render import DEFAULT_LIMITS
+
+
+def channel(host: str, name: str = "c") -> Channel:
+    return Channel(f"json://{host}/{name}", f"json://{host}/{name}", object(), DEFAULT_LIMITS, host)
+
+
+class Service:
+    """Stand-in sends: per host, what to do; records the order of calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.behaviour: dict[str, Callable[[str], SendResult]] = {}
+
+    def __call__(self, ch: Channel, title: str, body: str, *args: object, **kwargs: object) -> SendResult:
+        with self.lock:
+            self.calls.append(f"{ch.host}:{body}")
+        return self.behaviour.get(ch.host, lambda body: SendResult(True))(body)
+
+    def hang(self, body: str) -> SendResult:
+        self.release.wait(30)
+        return SendResult(True)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_hanging_host_does_not_hold_up_another() -> None:
+    service = Service()
+    service.behaviour["hang"] = service.hang
+    sender = Sender(8, send=service)
+    try:
+        hanging = [
+            asyncio.create_task(sender.send(channel("hang", str(i)), "t", f"h{i}", "info", timeout=30))
+            for i in range(50)
+        ]
+        await asyncio.sleep(0)
+        fast = [
+            asyncio.create_task(sender.send(channel("fast", str(i)), "t", f"f{i}", "info", timeout=30))
+            for i in range(100)
+        ]
+        results = await asyncio.wait_for(asyncio.gather(*fast), 15)
+        assert all(r.ok for r in results)
+        assert not any(t.done() for t in hanging)  # still hanging: they held no slot the fast host needed
+        assert sender.stats().per_host["hang"]["sent"] == 0
+    finally:
+        service.release.set()
+        await asyncio.gather(*hanging)
+        sender.close()
+
+
+async def test_a_send_past_its_deadline_is_abandoned_and_reported_as_maybe_delivered() -> None:
+    service = Service()
+    service.behaviour["hang"] = service.hang
+    sender = Sender(4, send=service)  # at most 1 stalled thread per host
+    try:
+        first = await sender.send(channel("hang"), "t", "one", "info", timeout=0.2)
+        assert first.timed_out and first.maybe_delivered and not first.ok
+        assert "may have been delivered" in first.detail
+        assert sender.abandoned == 1 and sender.stats().stalled == 1 and sender.free == 4
+        # the host has a stalled thread: a second send waits for it instead of taking another thread
+        second = asyncio.create_task(sender.send(channel("hang"), "t", "two", "info", timeout=5))
+        other = await sender.send(channel("fast"), "t", "x", "info", timeout=5)  # other hosts go on
+        assert other.ok and not second.done() and service.calls.count("hang:two") == 0
+        service.release.set()
+        assert (await asyncio.wait_for(second, 15)).ok
+        await until(lambda: sender.stats().stalled == 0)
+    finally:
+        service.release.set()
+        sender.close()
+
+
+async def test_a_slow_down_answer_pauses_that_host_and_the_send_is_asked_again() -> None:
+    service = Service()
+    answers = iter([SendResult(False, "Too Many Requests - error=429.", retry_after=0.05)])
+    service.behaviour["busy"] = lambda body: next(answers, SendResult(True))
+    sender = Sender(4, send=service)
+    try:
+        result = await asyncio.wait_for(sender.send(channel("busy"), "t", "b", "info", timeout=5), 15)
+        assert result.ok
+        stats = sender.stats().per_host["busy"]
+        assert stats["throttled"] == 1 and stats["sent"] == 1 and stats["rate"] > 0
+        assert service.calls == ["busy:b", "busy:b"]
+    finally:
+        sender.close()
+
+
+async def test_best_priority_first_and_hosts_in_turn() -> None:
+    service = Service()
+    gate = threading.Event()
+    service.behaviour["gate"] = lambda body: SendResult(gate.wait(30))
+    sender = Sender(1, send=service)
+    try:
+        blocker = asyncio.create_task(sender.send(channel("gate"), "t", "block", "info", timeout=30))
+        await until(lambda: len(service.calls) == 1)
+        queued = [
+            asyncio.create_task(
+                sender.send(channel(host, body), "t", body, "info", timeout=30, priority=prio)
+            )
+            for host, body, prio in [
+                ("a", "advisory", 7),
+                ("a", "end", 5),
+                ("b", "raid-b", 1),
+                ("a", "raid-a", 1),
+                ("b", "topic", 0),
+            ]
+        ]
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(blocker, *queued), 15)
+        assert [c.split(":", 1)[1] for c in service.calls[1:]] == [
+            "topic",
+            "raid-a",
+            "raid-b",
+            "end",
+            "advisory",
+        ]
+    finally:
+        gate.set()
+        sender.close()
+
+
+async def test_a_host_rate_spaces_its_sends() -> None:
+    service = Service()
+    sender = Sender(4, rates={"slow": 1}, send=service)
+    try:
+        await sender.send(channel("slow"), "t", "one", "info", timeout=5)
+        assert sender.ready_in("slow") > 0  # its one token is used up
+        assert sender.ready_in("elsewhere") == 0
+    finally:
+        sender.close()
