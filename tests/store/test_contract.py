@@ -273,6 +273,58 @@ def test_only_a_pending_start_can_be_superseded(store):
     assert not store.supersede(start.id, claimed[0].channel, "too late: sending")
 
 
+def test_urgent_starts_are_claimed_before_older_ends_and_topics_first_within_a_level(store):
+    """Delivery priority (alertd.core.priority): the claim order, whatever the insertion order."""
+    t = Timeline(store)
+    t.poll(snap())
+    (kyiv_start,) = t.poll(snap(KYIV))
+    (kyiv_end,) = t.poll(snap())  # an end, written before the next start
+    rows = [
+        OutboxRow("", "s-person", "json://127.0.0.1:9/p", "uk"),
+        OutboxRow("", "topic:ntfy:UA-63", "json://127.0.0.1:9/t", "uk"),
+    ]
+    step = apply_snapshot(t.state, snap(KHARKIV), t.now, POLICY)
+    (kharkiv_start,) = store.commit_step(
+        "a",
+        step,
+        lambda ev: [OutboxRow(ev.id, r.subscriber, r.channel, r.language) for r in rows],
+        cursor={},
+        now=t.now,
+    )
+    store.finish([], t.now)
+    claimed = store.claim_due(t.now + timedelta(minutes=1), limit=100)
+    order = [(i.event.id, i.subscriber) for i in claimed]
+    # the topic first; then the starts, oldest first; then the (older) end
+    assert order[0] == (kharkiv_start.id, "topic:ntfy:UA-63")
+    assert [e for e, _ in order[1:]] == [kyiv_start.id] * 3 + [kharkiv_start.id] + [kyiv_end.id] * 3
+    assert [i.priority for i in claimed] == sorted(i.priority for i in claimed)
+
+
+def test_outbox_states_answers_many_pairs_at_once(store):
+    (start,) = started_alert(store, KYIV)
+    (item, *_rest) = sorted(store.claim_due(T0 + timedelta(minutes=1), limit=1), key=lambda i: i.channel)
+    pairs = [(start.id, url) for url in CHANNELS] + [
+        (start.id, "json://127.0.0.1:9/none"),
+        ("nope", CHANNELS[0]),
+    ]
+    states = store.outbox_states(pairs)
+    assert states[(start.id, item.channel)] == OutboxState.SENDING
+    assert sorted(states.values()) == sorted([OutboxState.SENDING, OutboxState.PENDING, OutboxState.PENDING])
+    assert (start.id, "json://127.0.0.1:9/none") not in states and ("nope", CHANNELS[0]) not in states
+    assert store.outbox_states([]) == {}
+
+
+def test_a_claimed_row_never_tried_goes_back_without_using_an_attempt(store):
+    (start,) = started_alert(store, KYIV)
+    now = T0 + timedelta(minutes=1)
+    (item,) = store.claim_due(now, limit=1)
+    later = now + timedelta(seconds=5)
+    store.finish([Outcome(item.id, item.attempts, OutboxState.PENDING, None, later, counted=False)], now)
+    assert store.outbox_state(start.id, item.channel) == OutboxState.PENDING
+    again = [i for i in store.claim_due(later) if i.id == item.id]
+    assert len(again) == 1 and again[0].attempts == 1  # still its first attempt
+
+
 # -- retention -------------------------------------------------------------------------------------------------
 def test_prune_removes_old_finished_rows_in_batches_and_keeps_what_dedup_needs(store):
     t = Timeline(store)
