@@ -19,10 +19,10 @@ import pytest
 from support.sinks import JsonSink, SmtpSink
 
 from alertd.channels import mask
-from alertd.config import DeliveryConfig
+from alertd.config import DeliveryConfig, OperatorsConfig, Settings
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
 from alertd.core.tracker import StepResult, TrackerState, event_id
-from alertd.errors import OperatorsConfig, Settings, StoreError
+from alertd.errors import StoreError
 from alertd.run.dispatch import Dispatcher, backoff_delay, send_test
 from alertd.store.sqlite import OutboxRow, Store
 
