@@ -606,7 +606,7 @@ class Recorder:
             return True
         if not self.store_errors.ready():
             return False
-        batch = self.buffer
+        batch = list(self.buffer)  # a snapshot: outcomes added while the write is under way stay buffered
         try:
             await self.runner.call(self.store.finish, [o for o, _ in batch], self._clock())
         except Exception as exc:
