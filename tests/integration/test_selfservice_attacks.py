@@ -211,6 +211,10 @@ async def test_item6_no_management_link_where_others_can_read(make_env: Callable
             token = await confirm(env, http, created.json()["id"], path)
         name = env.service.web.by_token(token).subscriber
         footers[(kind, value)] = env.service.footer_for(name, "en")
+    # nor a direct confirmation link (it names the subscription and leads to its management page)
+    assert "/confirm?id=" not in env.sink.received("/ntfy/alerts-olena-7f3k2")[0].message
+    assert "/confirm?id=" not in env.sink.received("/tg/@kyiv_alerts_channel")[0].message
+    assert "/confirm?id=" in env.sink.received("/tg/123456789")[0].message
     assert footers[("ntfy", "alerts-olena-7f3k2")] is None
     assert footers[("telegram", "-1001234567890")] is None
     assert footers[("telegram", "@kyiv_alerts_channel")] is None

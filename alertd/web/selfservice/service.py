@@ -280,7 +280,9 @@ class SelfService:
     async def _send_code(self, built: BuiltChannel, sub_id: str, code: str, lang: str, client: str) -> bool:
         title = t("code_message_title", lang)
         lines = [t("code_message", lang, code=code)]
-        if self.public_url:
+        # The direct link carries the subscription id and leads to the management page: not on a
+        # channel others read. The code alone is useless to them (confirming needs the id too).
+        if self.public_url and not is_broadcast(built.kind, built.masked):
             lines.append(t("code_message_link", lang, link=self.confirm_url(sub_id, code, lang)))
         lines.append(t("code_message_ignore", lang))
         body = "\n".join(lines)
