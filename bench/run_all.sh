@@ -10,3 +10,4 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 "$PY" "$HERE/idle.py"
 "$PY" "$HERE/push_latency.py"
 "$PY" "$HERE/latency.py" --interval 1 10
+"$PY" "$HERE/shared_dispatch.py"

@@ -51,9 +51,19 @@ def _config(directory: Path, name: str, upstream: Upstream, channels: list[str],
     )
     if url is not None:
         text = path.read_text(encoding="utf-8")
-        head = f'[store]\nurl = "{url}"\ninstance = "{name}"\n'
-        path.write_text(head + text, encoding="utf-8")
+        path.write_text(text + f'[store]\nurl = "{url}"\ninstance = "{name}"\n', encoding="utf-8")
     return path
+
+
+def _connections(url: str) -> int:
+    """Client connections to the bench database (each instance's pool keeps at least one)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def run(sink: Sink, n: int, instances: int, rounds: int, url: str | None) -> tuple[list[float], float]:
@@ -67,8 +77,9 @@ def run(sink: Sink, n: int, instances: int, rounds: int, url: str | None) -> tup
             began = time.monotonic()
             if not wait_until(lambda: any(r.status == 200 for r in up.requests("alerts_in_ua")), 300, 0.1):
                 raise RuntimeError("alertd never polled:\n" + procs[0].tail())
-            # every instance has loaded its configuration (10,000 subscribers take a while)
-            if not wait_until(lambda: all("alertd running" in p.log.read_text() for p in procs), 300, 0.2):
+            # every instance has loaded its configuration (10,000 subscribers take a while) and
+            # opened its store: one pooled connection each
+            if url is not None and not wait_until(lambda: _connections(url) >= instances, 300, 0.2):
                 raise RuntimeError("an instance did not start:\n" + "\n".join(p.tail() for p in procs))
             ready = time.monotonic() - began
             time.sleep(2)

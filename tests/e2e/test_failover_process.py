@@ -13,8 +13,8 @@ sink, and:
    confirmed) the new poller is SIGKILLed too: the last instance continues the same
    history, confirms the end with its own poll and every channel gets the end once.
 
-Duplicates may come only from rows the killed instance had claimed (in flight at the
-kill); the count is printed. No end reaches anyone before the upstream cleared the alert,
+Duplicates may come only from rows the killed instance held at the kill (the dispatcher
+claims no more rows than it can send at once); the count is printed. No end reaches anyone before the upstream cleared the alert,
 and the database holds exactly one start and one end. Waits are bounded; nothing
 asserts on timing except the takeover promise itself, measured against its generous bound.
 """
@@ -171,6 +171,7 @@ def test_three_instances_survive_two_kills_of_the_poller(
         wait_for(lambda: db.open_rows() == 0, timeout=60)
         starts = _delivered(slow_sink, "failure")
         twice_1 = {p for p, n in starts.items() if n > 1}
+        # only rows the killed instance held at the kill repeat (it claims no more than it can send)
         assert twice_1 <= in_flight_1, sorted(twice_1 - in_flight_1)[:10]
         assert not _delivered(slow_sink, "success"), "an end reached someone while the alert was on"
 
