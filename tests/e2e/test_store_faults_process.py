@@ -3,7 +3,8 @@
 * a full disk (the child's RLIMIT_FSIZE lowered from outside with ``prlimit``, SIGXFSZ
   ignored, so every write fails as on a full disk): nothing is recorded, ``/healthz``
   says why, and once space returns the alert is recorded and every resident hears it
-  exactly once — without a restart;
+  exactly once — without a restart; also when the disk fills in the middle of a fan-out
+  and the alert ends meanwhile;
 * an external write lock (another process holding ``BEGIN EXCLUSIVE``): the same;
 * a second daemon on the same state file: refused, naming the first one's PID;
 * retention: old delivered rows and ended alerts' events leave the state file while
@@ -183,6 +184,121 @@ def store_failing(port: int, word: str) -> dict[str, Any] | None:
     if status == 503 and not store.get("ok", True) and word in str(store.get("reason", "")).lower():
         return body
     return None
+
+
+def test_a_full_disk_is_reported_and_recovered_without_restart(
+    tmp_path: Path, upstream: Upstream, json_sink: JsonSink
+) -> None:
+    port = _free_port()
+    config = write_config(tmp_path, upstream, json_sink, port)
+    db = tmp_path / "state" / "alertd.sqlite3"
+    daemon = Daemon(config)
+    try:
+        wait_for(lambda: baselined(db) and healthz(port)[0] == 200, timeout=30)
+        daemon.limit_file_size((1, resource.RLIM_INFINITY))  # the disk is full from now on
+        upstream.add_alert(KYIV_OBLAST)
+        body = wait_for(lambda: store_failing(port, "cannot be written"), timeout=30)
+        assert body["status"] == "failing" and "poll" in body["store"]["writers"]
+        assert received(json_sink, "failure") == Counter()  # nothing recorded, so nothing sent yet
+        # it stays down for several polls: reported once, not once per poll
+        wait_for(lambda: len(upstream.requests("alerts_in_ua")) >= 8, timeout=30)
+        assert daemon.count("state store cannot be written") == 1, daemon.log()
+        assert daemon.count("Traceback") == 0, daemon.log()
+
+        daemon.limit_file_size(UNLIMITED)  # space is back
+        wait_for(lambda: received(json_sink, "failure") == every_channel(1), timeout=60)
+        wait_for(lambda: healthz(port)[0] == 200, timeout=30)
+        assert daemon.count("state store writable again") == 1, daemon.log()
+
+        upstream.clear_alert(KYIV_OBLAST)
+        wait_for(lambda: received(json_sink, "success") == every_channel(1), timeout=60)
+        wait_for(lambda: not query(db, "SELECT 1 FROM outbox WHERE state IN ('pending', 'sending')"))
+        assert received(json_sink, "failure") == every_channel(1)  # and no start twice
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.log()
+
+
+def test_an_external_write_lock_is_reported_and_recovered_without_restart(
+    tmp_path: Path, upstream: Upstream, json_sink: JsonSink
+) -> None:
+    port = _free_port()
+    config = write_config(tmp_path, upstream, json_sink, port)
+    db = tmp_path / "state" / "alertd.sqlite3"
+    daemon = Daemon(config)
+    try:
+        wait_for(lambda: baselined(db) and healthz(port)[0] == 200, timeout=30)
+        # another process (a backup tool, an admin's sqlite3 shell) takes the write lock and keeps it
+        locker = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30); "
+                "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.readline(); "
+                "c.execute('ROLLBACK')",
+                str(db),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+            upstream.add_alert(KYIV_OBLAST)
+            # /healthz keeps answering (the loop is not stuck on the lock) and says why it is red
+            body = wait_for(lambda: store_failing(port, "locked"), timeout=30)
+            assert "poll" in body["store"]["writers"]
+            wait_for(lambda: len(upstream.requests("alerts_in_ua")) >= 6, timeout=60)
+            assert received(json_sink, "failure") == Counter()
+            assert daemon.count("state store cannot be written") == 1, daemon.log()
+        finally:
+            assert locker.stdin is not None
+            locker.stdin.write("\n")
+            locker.stdin.flush()
+            locker.wait(timeout=30)
+        wait_for(lambda: received(json_sink, "failure") == every_channel(1), timeout=60)
+        wait_for(lambda: healthz(port)[0] == 200, timeout=30)
+        assert daemon.count("state store writable again") == 1, daemon.log()
+        upstream.clear_alert(KYIV_OBLAST)
+        wait_for(lambda: received(json_sink, "success") == every_channel(1), timeout=60)
+        assert received(json_sink, "failure") == every_channel(1)
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.log()
+
+
+def test_a_disk_filling_during_a_fan_out_loses_nothing_and_repeats_nothing(
+    tmp_path: Path, upstream: Upstream, json_sink: JsonSink
+) -> None:
+    port = _free_port()
+    for i in range(CHANNELS):
+        json_sink.configure(f"/c{i}", delay=0.3)  # the fan-out takes a while: the disk fills inside it
+    config = write_config(tmp_path, upstream, json_sink, port, concurrency=2)
+    db = tmp_path / "state" / "alertd.sqlite3"
+    daemon = Daemon(config)
+    try:
+        wait_for(lambda: baselined(db) and healthz(port)[0] == 200, timeout=30)
+        upstream.add_alert(KYIV_OBLAST)
+        wait_for(lambda: sum(received(json_sink, "failure").values()) >= 2, timeout=30, step=0.02)
+        daemon.limit_file_size((1, resource.RLIM_INFINITY))  # the disk is full from now on
+        upstream.clear_alert(KYIV_OBLAST)  # and the alert ends meanwhile
+        wait_for(lambda: store_failing(port, "cannot be written"), timeout=60)
+        wait_for(lambda: json_sink.unanswered() == 0, timeout=30)
+        assert received(json_sink, "success") == Counter()  # the end could not be recorded yet
+        daemon.limit_file_size(UNLIMITED)  # space is back: no restart
+        # every resident hears that it is over exactly once (an end, or the start and end in one
+        # message for those whose start had not gone out), and no start twice
+        wait_for(lambda: received(json_sink, "success") == every_channel(1), timeout=90)
+        wait_for(
+            lambda: not query(db, "SELECT 1 FROM outbox WHERE state IN ('pending', 'sending')"), timeout=60
+        )
+        wait_for(lambda: healthz(port)[0] == 200, timeout=30)
+        assert received(json_sink, "success") == every_channel(1)
+        assert max(received(json_sink, "failure").values()) == 1
+        assert daemon.count("state store writable again") >= 1, daemon.log()
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.log()
 
 
 def test_a_second_daemon_on_the_same_state_is_refused_naming_the_first(
