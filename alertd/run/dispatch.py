@@ -52,7 +52,7 @@ from alertd.core import render
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
 from alertd.core.tracker import event_id
 from alertd.errors import StoreError
-from alertd.logs import kv, mask_phone
+from alertd.logs import get_logger, mask_phone
 from alertd.store.base import OutboxItem, OutboxState, Outcome, StateStore
 from alertd.store.runner import StoreHealth, StoreRunner
 
@@ -76,7 +76,7 @@ __all__ = [
     "send_test",
 ]
 
-log = logging.getLogger("alertd.run.dispatch")
+log = get_logger(__name__)
 
 #: Threads are the unit of Apprise concurrency; beyond this many they cost more than they give.
 MAX_WORKERS = 256
@@ -360,7 +360,7 @@ class RenderStage:
                     self._rendered.clear()
                 self._rendered[key] = message
         except Exception as exc:
-            log.exception("rendering failed " + kv(event=item.event.id, language=item.language))
+            log.exception("rendering failed", event=item.event.id, language=item.language)
             return replace(
                 job, channel=channel, result=SendResult(False, f"rendering failed: {type(exc).__name__}")
             )
@@ -373,7 +373,7 @@ class RenderStage:
         try:
             return self.footer_for(item.subscriber, item.language)
         except Exception:
-            log.exception("footer lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
+            log.exception("footer lookup failed", subscriber=mask_phone(item.subscriber))
             return None
 
 
@@ -443,7 +443,7 @@ class SendStage:
         try:
             return self.guard_for(item.subscriber, channel)
         except Exception:
-            log.exception("guard lookup failed " + kv(subscriber=mask_phone(item.subscriber)))
+            log.exception("guard lookup failed", subscriber=mask_phone(item.subscriber))
             return Guard()
 
 
@@ -494,14 +494,12 @@ class RecordStage:
         result = job.result or SendResult(False, "not sent")
         if result.ok:
             latency = max(0.0, self.ages.age(event.observed_at))
-            if log.isEnabledFor(logging.INFO):  # the line is built per delivery: skip it when unseen
+            if log.enabled(logging.INFO):  # the line is built per delivery: skip it when unseen
                 log.info(
-                    "delivery ok "
-                    + kv(
-                        **self._fields(job),
-                        latency_ms=round(latency * 1000),
-                        took_ms=round(result.took * 1000),
-                    )
+                    "delivery ok",
+                    **self._fields(job),
+                    latency_ms=round(latency * 1000),
+                    took_ms=round(result.took * 1000),
                 )
             self._uncertain.pop(item.id, None)
             self._hook("delivered", event, latency)
@@ -528,9 +526,7 @@ class RecordStage:
             give_up = result.detail
         if give_up is None:
             delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
-            log.warning(
-                "delivery failed " + kv(**self._fields(job), retry_in=_seconds(delay), error=result.detail)
-            )
+            log.warning("delivery failed", **self._fields(job), retry_in=_seconds(delay), error=result.detail)
             retry_at = self.ages.now() + timedelta(seconds=delay)
             return replace(
                 job,
@@ -543,15 +539,15 @@ class RecordStage:
     def _log_decision(self, job: Job) -> None:
         outcome = job.outcome
         assert outcome is not None
-        fields = kv(**self._fields(job))
+        fields = self._fields(job)
         if outcome.state == "dead":
-            log.error(f"delivery dead-lettered {fields} " + kv(error=outcome.detail))
+            log.error("delivery dead-lettered", **fields, error=outcome.detail)
             self._hook("dead", job.item.event)
         elif outcome.state == "superseded":
-            log.info(f"delivery superseded {fields} " + kv(reason=outcome.detail))
+            log.info("delivery superseded", **fields, reason=outcome.detail)
         elif outcome.state == "pending":
             retry_in = (outcome.retry_at - self.ages.now()).total_seconds() if outcome.retry_at else 0.0
-            log.info(f"delivery postponed {fields} " + kv(retry_in=_seconds(retry_in), reason=outcome.detail))
+            log.info("delivery postponed", **fields, retry_in=_seconds(retry_in), reason=outcome.detail)
 
 
 class Recorder:
@@ -645,7 +641,7 @@ class Recorder:
         try:
             await self.operators.dead_letters(event, count, reason)
         except Exception:  # an operator channel problem must never stop delivery
-            log.exception("operator notice about dead letters failed " + kv(event=key))
+            log.exception("operator notice about dead letters failed", event=key)
 
 
 class StoreErrors:
@@ -812,8 +808,9 @@ class Dispatcher:
             await self._settle(wait=None)  # dead letters are reported now, not after the window
         except TimeoutError:
             log.warning(
-                f"delivery drain stopped after {timeout:g}s with {len(self._inflight)} deliveries still "
-                "in flight; they are sent again at the next start"
+                "delivery drain stopped; deliveries still in flight are sent again at the next start",
+                after=f"{timeout:g}s",
+                in_flight=len(self._inflight),
             )
             await self._settle(wait=0.0)
 
@@ -836,7 +833,7 @@ class Dispatcher:
             return False
         self._requeued = True
         if again:
-            log.warning(f"{again} deliveries were in flight at the last stop; sending again")
+            log.warning("deliveries were in flight at the last stop; sending again", count=again)
         return True
 
     async def _relay(self, stop: asyncio.Event) -> None:
@@ -947,7 +944,7 @@ class Dispatcher:
         except Exception as exc:
             # A bug here must not leave the row 'sending' until the next restart: retry it.
             log.exception(
-                "delivery crashed " + kv(event=job.item.event.id, channel=channels.mask(job.item.channel))
+                "delivery crashed", event=job.item.event.id, channel=channels.mask(job.item.channel)
             )
             item = job.item
             delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
@@ -969,7 +966,8 @@ class Dispatcher:
             _done, pending = await asyncio.wait(set(self._inflight), timeout=wait)
             if pending:
                 log.warning(
-                    f"{len(pending)} deliveries still running at the stop; they are sent again at the next start"
+                    "deliveries still running at the stop; they are sent again at the next start",
+                    count=len(pending),
                 )
                 for task in pending:
                     task.cancel()
@@ -980,8 +978,8 @@ class Dispatcher:
             await asyncio.sleep(min(1.0, max(0.1, self.recorder.store_errors.wait())))
         if self.recorder.buffer:
             log.error(
-                f"{len(self.recorder.buffer)} delivery outcomes could not be written; "
-                "those rows are sent again at the next start"
+                "delivery outcomes could not be written; those rows are sent again at the next start",
+                count=len(self.recorder.buffer),
             )
         self.recorder.report_now()
         if self._background:
@@ -1001,7 +999,7 @@ class Dispatcher:
         try:
             method(*args)
         except Exception:
-            log.exception(f"dispatch hook {name} failed")
+            log.exception("dispatch hook failed", hook=name)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1040,8 +1038,9 @@ async def send_test(settings: Settings, urls: list[str], language: str) -> list[
             channel, message.title, message.body, message.notify_type, message.body_format, timeout=timeout
         )
         log.info(
-            ("test delivery ok " if result.ok else "test delivery failed ")
-            + kv(channel=channel.masked, error=None if result.ok else result.detail)
+            "test delivery ok" if result.ok else "test delivery failed",
+            channel=channel.masked,
+            error=None if result.ok else result.detail,
         )
         return channel.masked, result.ok, result.detail or "delivered"
 

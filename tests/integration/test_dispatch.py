@@ -23,6 +23,7 @@ from alertd.config import DeliveryConfig, OperatorsConfig, Settings
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
 from alertd.core.tracker import StepResult, TrackerState, event_id
 from alertd.errors import StoreError
+from alertd.logs import line as log_line
 from alertd.run.dispatch import Dispatcher, backoff_delay, send_test
 from alertd.store.sqlite import OutboxRow, Store
 
@@ -175,10 +176,11 @@ async def test_each_channel_gets_the_start_once(
     assert store.outbox_counts() == {"delivered": 3}
     assert [c[0] for c in hooks.calls] == ["delivered"] * 3
 
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("delivery ok")]
+    lines = [log_line(r) for r in caplog.records if r.getMessage() == "delivery ok"]
     assert len(lines) == 3
     assert all("kind=air_raid status=started attempt=1 latency_ms=" in line for line in lines)
-    assert SECRET not in caplog.text and PHONE not in caplog.text
+    logged = "\n".join(log_line(r) for r in caplog.records)  # messages, fields and tracebacks
+    assert SECRET not in logged and PHONE not in logged
 
 
 async def test_failing_channel_is_retried_and_others_are_unaffected(
@@ -231,10 +233,11 @@ async def test_dead_after_max_attempts_reported_to_operators_once(
     assert notice.type == "warning"
     assert [c for c in hooks.calls if c[0] == "dead"] == [("dead", event.id)] * 2
 
-    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("delivery failed")]
+    failed = [log_line(r) for r in caplog.records if r.getMessage() == "delivery failed"]
     assert failed and all("retry_in=" in line and "error=" in line for line in failed)
-    assert any(r.getMessage().startswith("delivery dead-lettered") for r in caplog.records)
-    assert SECRET not in caplog.text and PHONE not in caplog.text
+    assert any(r.getMessage() == "delivery dead-lettered" for r in caplog.records)
+    logged = "\n".join(log_line(r) for r in caplog.records)
+    assert SECRET not in logged and PHONE not in logged
 
 
 async def test_slow_channel_does_not_delay_a_fast_one(
@@ -378,7 +381,9 @@ async def test_rows_in_flight_at_a_stop_are_sent_again(
     finally:
         dispatcher.close()
     assert len(json_sink.received("/u1")) == 1
-    assert "1 deliveries were in flight at the last stop; sending again" in caplog.text
+    assert "deliveries were in flight at the last stop; sending again count=1" in [
+        log_line(r) for r in caplog.records
+    ]
 
 
 async def test_send_test_reports_real_outcomes(tmp_path: Path, store: Store, json_sink: JsonSink) -> None:
