@@ -323,3 +323,36 @@ def test_store_migrate_command_copies_and_reports_counts(
         main(["store", "migrate", "--to", pg_url, "--config", str(config)]) == 1
     )  # not into a used database
     assert "already holds alertd data" in capsys.readouterr().err
+
+
+async def test_healthz_names_this_instance_the_lease_holders_and_the_claims(
+    open_instance, tmp_path: Path
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from alertd.config import load_settings
+    from alertd.run.app import shared_status
+    from alertd.web.server import bind_socket, create_app, serve
+
+    a, b = open_instance("a"), open_instance("b")
+    _fanned_out(a)
+    assert a.acquire_source_lease("aiu", "a", 30)
+    a.claim_due(T0 + timedelta(minutes=1), limit=3)
+    settings = load_settings(None, env={}, validate_urls=False, state_dir=tmp_path)
+    app = create_app(settings=settings, store=b, shared=lambda: shared_status(b, "b"))
+    sock = bind_socket("127.0.0.1", 0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, "127.0.0.1", sock.getsockname()[1], stop, sock=sock))
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=5
+        ) as client:
+            body = (await client.get("/healthz")).json()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+    assert body["instances"]["this"] == "b"
+    assert body["instances"]["leases"]["aiu"]["holder"] == "a"
+    assert body["instances"]["claimed"] == {"a": 3}
