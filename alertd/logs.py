@@ -150,11 +150,6 @@ def format_fields(fields: Mapping[str, object]) -> str:
     return " ".join(parts)
 
 
-def kv(**fields: object) -> str:
-    """``key=value`` pairs for a log line built by hand (prefer passing fields to :class:`Log`)."""
-    return format_fields(fields)
-
-
 def line(record: logging.LogRecord) -> str:
     """What the text format shows after the time and level: message, fields, then any traceback.
 

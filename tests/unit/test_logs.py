@@ -72,7 +72,7 @@ def test_text_line_shows_fields_as_key_value_after_the_message(text: Captured) -
         event="0a1b2c",
         status="started",
         attempt=1,
-        error=None,  # left out, as kv() did
+        error=None,  # None: left out of the line
         retry_in="4s",
     )
     (out,) = text.lines()
