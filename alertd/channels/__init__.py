@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -322,16 +323,23 @@ class ChannelCache:
         self._size = max(1, size)
         self._timeout = timeout
         self._items: OrderedDict[str, Channel] = OrderedDict()
+        self._lock = threading.Lock()  # loads may run in worker threads (alertd.run.dispatch)
+
+    def peek(self, url: str) -> Channel | None:
+        """The cached channel for ``url``, or None (never loads)."""
+        return self._items.get(url)
 
     def get(self, url: str) -> Channel:
-        channel = self._items.get(url)
-        if channel is not None:
-            self._items.move_to_end(url)
-            return channel
+        with self._lock:
+            channel = self._items.get(url)
+            if channel is not None:
+                self._items.move_to_end(url)
+                return channel
         channel = load(url, timeout=self._timeout)
-        self._items[url] = channel
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[url] = channel
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
         return channel
 
     def __len__(self) -> int:
@@ -359,6 +367,7 @@ class SendResult:
     timed_out: bool = False
     maybe_delivered: bool = False
     took: float = 0.0
+    not_sent: bool = False  # never reached the service (its host's lane was busy): no attempt used
 
 
 def send(

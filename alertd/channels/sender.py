@@ -226,7 +226,8 @@ class Sender:
         now = time.monotonic()
         lane.refill(now)
         backlog = len(lane.queue) / lane.rate if lane.rate else 0.0
-        return lane.wait(now) + backlog
+        stalled = 5.0 if lane.stalled >= self._stall_cap else 0.0  # hung: no new thread until one returns
+        return max(lane.wait(now) + backlog, stalled)
 
     def pause(self, host: str, seconds: float) -> None:
         lane = self._lane(host)
@@ -271,6 +272,7 @@ class Sender:
         timeout: float,
         priority: int = 0,
         guard: Guard | None = None,
+        max_wait: float | None = None,
     ) -> _channels.SendResult:
         """Send one message when its host's lane lets it, within ``timeout`` seconds of starting.
 
@@ -278,7 +280,10 @@ class Sender:
         "slow down" answer pauses the host and queues the send again (at most
         :data:`RATE_LIMIT_REQUEUES` times). Under a ``guard``
         (:class:`alertd.channels.guard.Guard`, a resident's raw URL) every connect is
-        checked and the send's sockets are cut at the deadline.
+        checked and the send's sockets are cut at the deadline. ``max_wait``: give
+        up waiting for the host's lane after this many seconds and return a result
+        with ``not_sent`` set (the caller puts the message back in its queue), so
+        messages for a slow host do not sit in the caller's window.
         """
         if not channel.usable:
             return _channels.SendResult(False, channel.error or "channel unusable")
@@ -290,7 +295,15 @@ class Sender:
         lane = self._lane(channel.host)
         result = _channels.SendResult(False, "not sent")
         for _ in range(RATE_LIMIT_REQUEUES + 1):
-            await self._acquire(lane, priority)
+            if max_wait is None:
+                await self._acquire(lane, priority)
+            else:
+                try:
+                    await asyncio.wait_for(self._acquire(lane, priority), max_wait)
+                except TimeoutError:
+                    return _channels.SendResult(
+                        False, "the service host is busy; queued again", not_sent=True, retry_after=max_wait
+                    )
             try:
                 result = await self._run(lane, channel, title, body, notify_type, body_format, timeout, guard)
             finally:

@@ -92,6 +92,8 @@ RENDER_CACHE_SIZE = 512
 IDLE_RECHECK = 30.0
 #: A claimed row whose host cannot take it for longer than this goes back to the outbox (uncounted).
 HOST_WAIT_RELEASE = 2.0
+#: Claimed rows waiting for their host's lane, in windows (see Dispatcher._pump).
+LOOKAHEAD = 4
 #: Backoff while the store cannot be read or written: first wait, cap.
 STORE_RETRY_FIRST, STORE_RETRY_MAX = 0.5, 10.0
 #: A wall-clock reading this far from the monotonic reference is a clock step.
@@ -322,11 +324,16 @@ class RenderStage:
         self._rendered: dict[tuple[Any, ...], render.Message] = {}
 
     async def run(self, jobs: list[Job]) -> list[Job]:
+        loop = asyncio.get_running_loop()
+        for job in jobs:
+            # A channel not loaded yet is parsed by Apprise off the loop (about a millisecond each:
+            # 10,000 of them on the loop would stall every send's bookkeeping behind them).
+            if job.outcome is None and self.cache.peek(job.item.channel) is None:
+                await loop.run_in_executor(None, self.cache.get, job.item.channel)
         if not self.templates:  # built-in texts are cheap: render on the loop
             return [self.render(job) for job in jobs]
         # Operator templates render off the loop (the daemon's executor), within their step and
         # output budget (alertd.core.template_budget).
-        loop = asyncio.get_running_loop()
         return [await loop.run_in_executor(None, self.render, job) for job in jobs]
 
     def render(self, job: Job) -> Job:
@@ -430,6 +437,7 @@ class SendStage:
                     timeout=self.timeout,
                     priority=job.item.priority,
                     guard=self._guard(job.item, channel),
+                    max_wait=HOST_WAIT_RELEASE,
                 )
         finally:
             if not lock.locked() and self._busy.get(job.item.channel) is lock:
@@ -504,7 +512,7 @@ class RecordStage:
             self._uncertain.pop(item.id, None)
             self._hook("delivered", event, latency)
             return replace(job, outcome=Outcome(item.id, item.attempts, "delivered"), log_outcome=False)
-        if result.retry_after is not None and not result.maybe_delivered:
+        if result.not_sent or (result.retry_after is not None and not result.maybe_delivered):
             # The service said "slow down" (the sender already waited and asked again): not the
             # channel's fault, no attempt used up.
             retry_at = self.ages.now() + timedelta(seconds=max(result.retry_after, 1.0))
@@ -851,7 +859,12 @@ class Dispatcher:
                 if not await self._requeue_once():
                     await self._sleep(errors.wait())
                     continue
-                room = self._window - len(self._inflight)
+                # Claim as many rows as there are free send slots. Rows waiting in a busy host's lane
+                # (paused, over its rate, hung) hold no slot, so they do not stop other hosts' rows
+                # from being claimed; they were never sent, so a kill cannot make them repeats. A
+                # lookahead of LOOKAHEAD windows bounds how many may wait.
+                sending = self.sender.concurrency - self.sender.free
+                room = min(self._window - sending, self._window * LOOKAHEAD - len(self._inflight))
                 # Claim when asked to (wake, timer) or when at least a quarter of the window is free.
                 if (
                     room > 0
