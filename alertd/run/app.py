@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+
+from starlette.routing import BaseRoute
 
 from alertd.config import Settings
 from alertd.core.model import AlertEvent, iso_utc
@@ -19,7 +21,7 @@ from alertd.core.regions import RegionRegistry
 from alertd.core.route import Router, subscribers_from, topic_bindings, topic_subscribers
 from alertd.errors import StoreError
 from alertd.logs import SecretFilter, get_logger, setup_logging
-from alertd.run.daemon import Daemon, run_forever
+from alertd.run.daemon import Background, Daemon, run_forever
 from alertd.run.dispatch import Dispatcher
 from alertd.run.operators import OperatorNotifier
 from alertd.run.retention import prune_forever
@@ -106,7 +108,7 @@ class ProcessHooks:
         self._allowance = {s.name: s.effective_allowance for s in settings.sources}
         self._tasks: set[asyncio.Task[object]] = set()
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Awaitable[object]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -233,7 +235,7 @@ async def run_app(
                 dispatcher.close()
             return 0
         retention = settings.store
-        background: list[Callable[[asyncio.Event], object]] = [
+        background: list[Background] = [
             supervised("dispatcher", dispatcher.run),
             lambda stop_event: prune_forever(
                 store, runner, retention.retention, retention.prune_interval, stop_event
@@ -257,9 +259,11 @@ async def run_app(
                 started_at=started_at,
                 redact=SecretFilter(secrets).scrub,
                 shared=(lambda: shared_status(store, instance)) if store.shared else None,
-                routes=_selfservice_routes(selfservice)
-                + _cap_routes(settings, store, daemon, started_at)
-                + _hook_routes(settings, daemon, metrics, background),
+                routes=[
+                    *_selfservice_routes(selfservice),
+                    *_cap_routes(settings, store, daemon, started_at),
+                    *_hook_routes(settings, daemon, metrics, background),
+                ],
             )
             if selfservice is not None:
                 from alertd.web.selfservice import attach
@@ -296,7 +300,7 @@ def _share(
     daemon: Daemon,
     dispatcher: Dispatcher,
     metrics: Metrics,
-) -> Callable[[asyncio.Event], object]:
+) -> Background:
     """Several instances on one shared store (README "Two servers"): this instance polls a source
     only while it holds its lease (taken over from a dead holder, then polled at once), keeps its
     outbox claims alive, and looks at the shared outbox every tick for rows other instances wrote."""
@@ -361,7 +365,9 @@ def supervised(
     return supervise
 
 
-def _cap_routes(settings: Settings, store: StateStore, daemon: Daemon, started_at: datetime) -> list:
+def _cap_routes(
+    settings: Settings, store: StateStore, daemon: Daemon, started_at: datetime
+) -> Sequence[BaseRoute]:
     """``/cap/alerts.atom`` and ``/cap/<identifier>.xml`` when ``[cap_out] enabled`` (alertd.web.cap)."""
     if not settings.cap_out.enabled:
         return []
@@ -375,8 +381,8 @@ def _cap_routes(settings: Settings, store: StateStore, daemon: Daemon, started_a
 
 
 def _hook_routes(
-    settings: Settings, daemon: Daemon, metrics: Metrics, background: list[Callable[[asyncio.Event], object]]
-) -> list:
+    settings: Settings, daemon: Daemon, metrics: Metrics, background: list[Background]
+) -> Sequence[BaseRoute]:
     """``/hooks/ukrainealarm/<secret>`` for sources with a webhook_secret (alertd.web.hooks), and
     the watch that returns their polling to normal when pushes stop (alertd.run.push)."""
     pushing = [s for s in daemon.sources if s.webhook_secret is not None]
@@ -391,7 +397,7 @@ def _hook_routes(
     return hook_routes(settings.webhooks, pushing, daemon, control, metrics)
 
 
-def _selfservice_routes(selfservice: object | None) -> list:
+def _selfservice_routes(selfservice: object | None) -> Sequence[BaseRoute]:
     """The residents' page and API routes, when self-service is enabled (alertd.web.selfservice)."""
     if selfservice is None:
         return []

@@ -20,7 +20,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -51,6 +51,10 @@ MAX_POLL_BACKOFF = 60.0
 PUSH_POLL_GAP = 1.0
 #: Item keys remembered per source for "logged once" notes (refused-but-fine items).
 _TOLD_LIMIT = 10_000
+
+
+#: A task run beside the polls: given the stop event, returns what to await (dispatcher, HTTP server…).
+Background = Callable[[asyncio.Event], Awaitable[object]]
 
 
 def poll_backoff_cap(interval: float) -> float:
@@ -550,7 +554,7 @@ class Daemon:
 async def run_forever(
     daemon: Daemon,
     *,
-    background: list[Callable[[asyncio.Event], object]] | None = None,
+    background: list[Background] | None = None,
     stop: asyncio.Event | None = None,
     stop_grace: float = 10.0,
 ) -> None:
@@ -568,7 +572,7 @@ async def run_forever(
             loop.add_signal_handler(sig, stop.set)
     scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
     daemon.schedule(scheduler)
-    tasks = [asyncio.ensure_future(factory(stop)) for factory in (background or [])]  # type: ignore[arg-type]
+    tasks = [asyncio.ensure_future(factory(stop)) for factory in (background or [])]
     scheduler.start()
     watch = ClockWatch()
     tasks.append(asyncio.ensure_future(watch.run(stop, daemon.clock_stepped)))
