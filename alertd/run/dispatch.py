@@ -104,7 +104,7 @@ MAYBE_DELIVERED = "may have been delivered"
 
 def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
     """``base * 2**(attempt-1)`` capped at ``cap``, with ±25 % jitter so a recovering sink is not stampeded."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
     return min(cap, delay * (0.75 + 0.5 * rand()))
 
 
@@ -515,7 +515,7 @@ class RecordStage:
         if result.not_sent or (result.retry_after is not None and not result.maybe_delivered):
             # The service said "slow down" (the sender already waited and asked again): not the
             # channel's fault, no attempt used up.
-            retry_at = self.ages.now() + timedelta(seconds=max(result.retry_after, 1.0))
+            retry_at = self.ages.now() + timedelta(seconds=max(result.retry_after or 0.0, 1.0))
             outcome = Outcome(item.id, item.attempts, "pending", result.detail, retry_at, counted=False)
             return replace(job, outcome=outcome, log_outcome=False)
         self._hook("failed", event)
