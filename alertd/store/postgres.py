@@ -368,6 +368,12 @@ class PostgresStore:
 
     # -- tracker state ----------------------------------------------------------------------------
     def load_tracker_state(self) -> TrackerState:
+        """The tracker's view, and the revision a step computed from it must still find at commit."""
+        state, rev = self._tracker_view()
+        self._tracker_rev = rev
+        return state
+
+    def _tracker_view(self) -> tuple[TrackerState, int]:
         with self.transaction() as db:
             rev = _meta_int(db, "tracker_rev")
             entries: dict[str, dict[Key, SourceEntry]] = {}
@@ -411,8 +417,7 @@ class PostgresStore:
                     "AND region_code IS NOT NULL GROUP BY region_code, kind"
                 )
             }
-        self._tracker_rev = rev
-        return TrackerState(entries=entries, active=active, sources=sources, recent_ends=recent_ends)
+        return TrackerState(entries=entries, active=active, sources=sources, recent_ends=recent_ends), rev
 
     def tracker_revision(self) -> int:
         """The database's tracker revision (bumped by every committed step, by any instance)."""
@@ -896,13 +901,9 @@ class PostgresStore:
 
     # -- reading ----------------------------------------------------------------------------------
     def active_alerts(self) -> list[Active]:
-        rev = self._tracker_rev
-        try:
-            return sorted(
-                self.load_tracker_state().active.values(), key=lambda a: (a.started_at, a.region.code)
-            )
-        finally:
-            self._tracker_rev = rev  # a read for display is not a view the tracker steps from
+        # a read for display (web, status): not a view the tracker steps from, so no revision kept
+        state, _rev = self._tracker_view()
+        return sorted(state.active.values(), key=lambda a: (a.started_at, a.region.code))
 
     def events(self, since_seq: int = 0) -> list[AlertEvent]:
         with self.transaction() as db:
