@@ -11,3 +11,4 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 "$PY" "$HERE/push_latency.py"
 "$PY" "$HERE/latency.py" --interval 1 10
 "$PY" "$HERE/shared_dispatch.py"
+"$PY" "$HERE/city.py"
