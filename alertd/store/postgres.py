@@ -558,6 +558,8 @@ class PostgresStore:
             if outbox_for is None:
                 continue
             rows = outbox_for(event)
+            topic_priority = delivery_priority(event, topic=True)  # once per event, not per row
+            channel_priority = delivery_priority(event)
             if not rows:
                 continue
             # COPY into a temporary table, then one INSERT … ON CONFLICT: 10,000 rows in one round trip.
@@ -579,7 +581,7 @@ class PostgresStore:
                             r.channel,
                             channel_key(r.channel),
                             r.language,
-                            delivery_priority(event, topic=is_topic(r.subscriber)),
+                            (topic_priority if is_topic(r.subscriber) else channel_priority),
                         )
                     )
             db.execute(

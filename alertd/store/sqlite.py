@@ -623,6 +623,8 @@ class SQLiteStore:
             if outbox_for is not None:
                 rows: list[OutboxRow] = outbox_for(event)
                 stamp = _ts(now)  # once, not twice per row: 10,000 rows sit inside this transaction
+                topic_priority = delivery_priority(event, topic=True)  # once per event, likewise
+                channel_priority = delivery_priority(event)
                 db.executemany(
                     "INSERT INTO outbox (event_id, subscriber, channel, channel_key, language, next_attempt_at, "
                     "created_at, priority) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (event_id, channel_key) DO NOTHING",
@@ -635,7 +637,7 @@ class SQLiteStore:
                             r.language,
                             stamp,
                             stamp,
-                            delivery_priority(event, topic=is_topic(r.subscriber)),
+                            (topic_priority if is_topic(r.subscriber) else channel_priority),
                         )
                         for r in rows
                     ],
