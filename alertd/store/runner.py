@@ -114,8 +114,8 @@ class StoreHealth:
                 log.error("state store cannot be written", writer=writer, cause=exc.cause, error=str(exc))
             if self._on_outage is not None:
                 self._on_outage(exc.cause)
-        elif joined and not quiet:
-            log.warning("state store cannot be written", writer=writer, cause=exc.cause)
+        elif joined:  # the same outage seen by another writer: one line per outage, not one per writer
+            log.debug("state store cannot be written", writer=writer, cause=exc.cause)
         return new
 
     def recovered(self, writer: str) -> float | None:
