@@ -470,6 +470,7 @@ class RecordStage:
         self.ages = ages
         self._hook = hooks
         self._uncertain: dict[int, int] = {}  # outbox id -> sends that may have arrived (this process)
+        self._put_back: dict[int, int] = {}  # outbox id -> times put back unsent (busy host)
 
     async def run(self, jobs: list[Job]) -> list[Job]:
         return [self.record(job) for job in jobs]
@@ -510,12 +511,17 @@ class RecordStage:
                     took_ms=round(result.took * 1000),
                 )
             self._uncertain.pop(item.id, None)
+            self._put_back.pop(item.id, None)
             self._hook("delivered", event, latency)
             return replace(job, outcome=Outcome(item.id, item.attempts, "delivered"), log_outcome=False)
         if result.not_sent or (result.retry_after is not None and not result.maybe_delivered):
-            # The service said "slow down" (the sender already waited and asked again): not the
-            # channel's fault, no attempt used up.
-            retry_at = self.ages.now() + timedelta(seconds=max(result.retry_after or 0.0, 1.0))
+            # The service said "slow down", or its host's lane was busy: not the channel's fault,
+            # no attempt used up. Each time the same row is put back it waits twice as long (up to
+            # 30 s), so rows of a busy host do not crowd the claims of hosts that are free.
+            backs = self._put_back.get(item.id, 0)
+            self._put_back[item.id] = backs + 1
+            wait = max(result.retry_after or 0.0, 1.0) * 2 ** min(backs, 5)
+            retry_at = self.ages.now() + timedelta(seconds=min(30.0, wait))
             outcome = Outcome(item.id, item.attempts, "pending", result.detail, retry_at, counted=False)
             return replace(job, outcome=outcome, log_outcome=False)
         self._hook("failed", event)
@@ -542,6 +548,7 @@ class RecordStage:
                 log_outcome=False,
             )
         self._uncertain.pop(item.id, None)
+        self._put_back.pop(item.id, None)
         return replace(job, outcome=Outcome(item.id, item.attempts, "dead", give_up[:300]))
 
     def _log_decision(self, job: Job) -> None:
