@@ -12,3 +12,4 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 "$PY" "$HERE/latency.py" --interval 1 10
 "$PY" "$HERE/shared_dispatch.py"
 "$PY" "$HERE/city.py"
+"$PY" "$HERE/soak.py" --minutes 10
