@@ -10,12 +10,13 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.routing import BaseRoute
 
 from alertd.config import Settings
+from alertd.core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from alertd.core.model import AlertEvent, iso_utc
 from alertd.core.regions import RegionRegistry
 from alertd.core.route import Router, subscribers_from, topic_bindings, topic_subscribers
@@ -99,7 +100,9 @@ class ProcessHooks:
         metrics: Metrics,
         operators: OperatorNotifier,
         runner: StoreRunner | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.settings = settings
         self.store = store
         self.runner = runner or StoreRunner()
@@ -140,7 +143,7 @@ class ProcessHooks:
         if since is None or cursor.down_reported:
             return
         allowance = self._allowance.get(source, 60.0)
-        down_for = (datetime.now(UTC) - since).total_seconds()
+        down_for = (self.clock.now() - since).total_seconds()
         if down_for >= allowance:
             log.error(
                 "source down longer than its allowance",
@@ -185,10 +188,15 @@ async def run_app(
     asyncio.get_running_loop().set_default_executor(daemon_pool)
     store = open_store(settings, daemon=True, init=init)
     runner = StoreRunner()  # the poll path's (and the dispatcher's) store calls, off the loop
+    # The one clock of the process: everything below reads the time from it (tests pass a fake one
+    # to the pieces they build; alertd.run.clock alone watches the real clocks for steps).
+    clock: Clock = SystemClock()
     try:
-        started_at = datetime.now(UTC)
+        started_at = clock.now()
         metrics = Metrics(
-            outbox_depth=store.outbox_depth, sources=[s.name for s in settings.sources if s.enabled]
+            clock=clock.wall,
+            outbox_depth=store.outbox_depth,
+            sources=[s.name for s in settings.sources if s.enabled],
         )
         instance = instance_name(settings)
         operators = OperatorNotifier(
@@ -197,13 +205,14 @@ async def run_app(
             # several instances on one store: each operator notice goes out once, not once each
             once=(lambda key: store.once(key, instance)) if store.shared else None,
             timeout=settings.delivery.timeout,
+            clock=clock,
         )
         selfservice = None
         if settings.selfservice.enabled and settings.http.enabled:
             from alertd.web.selfservice import SelfService
 
-            selfservice = SelfService(settings, store, registry)
-        hooks = ProcessHooks(settings, store, metrics, operators, runner)
+            selfservice = SelfService(settings, store, registry, clock=clock.now)
+        hooks = ProcessHooks(settings, store, metrics, operators, runner, clock=clock)
         store_health = StoreHealth(on_outage=hooks.store_failing, on_recovery=hooks.store_recovered)
         dispatcher = Dispatcher(
             store,
@@ -214,6 +223,7 @@ async def run_app(
             guard_for=selfservice.guard_for if selfservice is not None else None,
             store_health=store_health,
             runner=runner,
+            clock=clock.now,
         )
         router = LiveRouter(settings, registry, store)
         daemon = Daemon(
@@ -225,6 +235,7 @@ async def run_app(
             on_commit=dispatcher.wake,
             runner=runner,
             store_health=store_health,
+            clock=clock,
         )
         if once:
             try:
@@ -238,7 +249,7 @@ async def run_app(
         background: list[Background] = [
             supervised("dispatcher", dispatcher.run),
             lambda stop_event: prune_forever(
-                store, runner, retention.retention, retention.prune_interval, stop_event
+                store, runner, retention.retention, retention.prune_interval, stop_event, clock=clock.now
             ),
         ]
         if store.shared:
@@ -257,12 +268,13 @@ async def run_app(
                 store_health=store_health,
                 metrics=metrics,
                 started_at=started_at,
+                clock=clock.now,
                 redact=SecretFilter(secrets).scrub,
                 shared=(lambda: shared_status(store, instance)) if store.shared else None,
                 routes=[
                     *_selfservice_routes(selfservice),
-                    *_cap_routes(settings, store, daemon, started_at),
-                    *_hook_routes(settings, daemon, metrics, background),
+                    *_cap_routes(settings, store, daemon, started_at, clock),
+                    *_hook_routes(settings, daemon, metrics, background, clock),
                 ],
             )
             if selfservice is not None:
@@ -312,6 +324,7 @@ def _share(
         instance,
         on_acquired=lambda cfg: daemon.poll_soon(cfg.name),
         on_tick=dispatcher.wake,
+        clock=daemon.clock,
     )
     daemon.may_poll = keeper.holds
     metrics.shared_store(lambda: (store.leases(), store.claims()), instance)
@@ -366,7 +379,7 @@ def supervised(
 
 
 def _cap_routes(
-    settings: Settings, store: StateStore, daemon: Daemon, started_at: datetime
+    settings: Settings, store: StateStore, daemon: Daemon, started_at: datetime, clock: Clock
 ) -> Sequence[BaseRoute]:
     """``/cap/alerts.atom`` and ``/cap/<identifier>.xml`` when ``[cap_out] enabled`` (alertd.web.cap)."""
     if not settings.cap_out.enabled:
@@ -376,12 +389,17 @@ def _cap_routes(
     log.info("CAP feed enabled", path="/cap/alerts.atom")
     # the daemon's registry, not the start-up one: it learns upstream region ids daily
     return cap_routes(
-        settings.cap_out, store, lambda code: daemon.registry.source_ids_of(code), started_at=started_at
+        settings.cap_out,
+        store,
+        lambda code: daemon.registry.source_ids_of(code),
+        started_at=started_at,
+        clock=clock.now,
+        monotonic=clock.monotonic,
     )
 
 
 def _hook_routes(
-    settings: Settings, daemon: Daemon, metrics: Metrics, background: list[Background]
+    settings: Settings, daemon: Daemon, metrics: Metrics, background: list[Background], clock: Clock
 ) -> Sequence[BaseRoute]:
     """``/hooks/ukrainealarm/<secret>`` for sources with a webhook_secret (alertd.web.hooks), and
     the watch that returns their polling to normal when pushes stop (alertd.run.push)."""
@@ -391,10 +409,10 @@ def _hook_routes(
     from alertd.run.push import PushControl
     from alertd.web.hooks import hook_routes
 
-    control = PushControl(pushing, daemon, metrics)
+    control = PushControl(pushing, daemon, metrics, clock=clock.monotonic)
     background.append(control.run)
     log.info("push endpoint enabled", sources=[s.name for s in pushing], path="/hooks/ukrainealarm/<secret>")
-    return hook_routes(settings.webhooks, pushing, daemon, control, metrics)
+    return hook_routes(settings.webhooks, pushing, daemon, control, metrics, clock=clock)
 
 
 def _selfservice_routes(selfservice: object | None) -> Sequence[BaseRoute]:

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import random
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alertd.config import Settings, SourceConfig
 from alertd.core.backoff import backoff_delay
+from alertd.core.clock import SYSTEM_CLOCK, Clock
 from alertd.core.model import AlertEvent, EventStatus, Snapshot
 from alertd.core.push import apply_push
 from alertd.core.regions import RegionRegistry
@@ -121,7 +121,10 @@ class Daemon:
         on_commit: Callable[[], None] | None = None,
         runner: StoreRunner | None = None,
         store_health: StoreHealth | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        #: every "now" of the poll path (event stamps, backoff, allowances, the end hold)
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.settings = settings
         self.registry = registry
         self.store = store
@@ -186,7 +189,7 @@ class Daemon:
     # -- one poll --------------------------------------------------------------------
     async def poll(self, cfg: SourceConfig) -> None:
         """Poll one source once. Never raises: a failure is logged and changes no alert state."""
-        if time.monotonic() < self._not_before.get(cfg.name, 0.0):
+        if self.clock.monotonic() < self._not_before.get(cfg.name, 0.0):
             return
         task = asyncio.current_task()
         if task is not None:
@@ -228,13 +231,13 @@ class Daemon:
         # A burst of pushes (many regions changing at once) must not become a burst of
         # polls at the upstream's rate limit: at most one push-triggered poll per
         # PUSH_POLL_GAP; pushes meanwhile are covered by it (they stay coalesced here).
-        wait = PUSH_POLL_GAP - (time.monotonic() - self._pushed_poll_at.get(cfg.name, -PUSH_POLL_GAP))
+        wait = PUSH_POLL_GAP - (self.clock.monotonic() - self._pushed_poll_at.get(cfg.name, -PUSH_POLL_GAP))
         if wait > 0:
             await asyncio.sleep(wait)
         async with self._lock(cfg.name):
             self._wanted.discard(cfg.name)
-            self._pushed_poll_at[cfg.name] = time.monotonic()
-            if time.monotonic() >= self._not_before.get(cfg.name, 0.0):  # a backing-off source waits
+            self._pushed_poll_at[cfg.name] = self.clock.monotonic()
+            if self.clock.monotonic() >= self._not_before.get(cfg.name, 0.0):  # a backing-off source waits
                 await self._poll_guarded(cfg)
 
     def set_interval(self, name: str, seconds: float) -> None:
@@ -264,7 +267,7 @@ class Daemon:
     async def _apply_push(
         self, cfg: SourceConfig, snapshot: Snapshot, received_wall: float
     ) -> list[AlertEvent]:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         await self._sync_state()
         step = apply_push(self.state, snapshot, now)
         for note in step.notes:
@@ -297,13 +300,13 @@ class Daemon:
         most alerts, and unknown ids still yield ``<source>:<id>`` regions.
         """
         refresh = spec_of(cfg).refresh
-        if refresh is None or time.monotonic() < self._refresh_due.get(cfg.name, 0.0):
+        if refresh is None or self.clock.monotonic() < self._refresh_due.get(cfg.name, 0.0):
             return
-        self._refresh_due[cfg.name] = time.monotonic() + refresh.every
+        self._refresh_due[cfg.name] = self.clock.monotonic() + refresh.every
         try:
             registry = await refresh_registry(self.client, cfg, self.registry)
         except (FetchError, ParseError) as exc:
-            self._refresh_due[cfg.name] = time.monotonic() + refresh.retry_after_failure
+            self._refresh_due[cfg.name] = self.clock.monotonic() + refresh.retry_after_failure
             log.warning("region list not fetched", source=cfg.name, error=str(exc))
             return
         if registry is None:
@@ -333,7 +336,12 @@ class Daemon:
             return
         try:
             result = await poll_source(
-                self.client, cfg, cursor, self.registry, self._messages.setdefault(cfg.name, MessageCache())
+                self.client,
+                cfg,
+                cursor,
+                self.registry,
+                self._messages.setdefault(cfg.name, MessageCache()),
+                clock=self.clock,
             )
         except FetchError as exc:
             await self._failed(cfg, str(exc), exc.retry_after, exc.status)
@@ -376,7 +384,7 @@ class Daemon:
         delay = backoff_delay(
             failures, base=cfg.interval, cap=poll_backoff_cap(cfg.interval), draw=self._rng.random()
         )
-        self._not_before[cfg.name] = time.monotonic() + delay
+        self._not_before[cfg.name] = self.clock.monotonic() + delay
         self.store_health.failed("poll", exc)
         log.debug(
             "poll not recorded", source=cfg.name, failures=failures, retry_in=f"{delay:.0f}s", cause=exc.cause
@@ -396,9 +404,9 @@ class Daemon:
             )
         if cursor.down_reported:
             await self.runner.call(self.store.set_down_reported, cfg.name, False)
-            since = cursor.failing_since or datetime.now(UTC)
-            self.hooks.recovered(cfg.name, (datetime.now(UTC) - since).total_seconds())
-        now = datetime.now(UTC)
+            since = cursor.failing_since or self.clock.now()
+            self.hooks.recovered(cfg.name, (self.clock.now() - since).total_seconds())
+        now = self.clock.now()
         payload = result.payload
         await self._sync_state()
         if isinstance(payload, Snapshot) or (payload is None and spec_of(cfg).shape is FeedShape.STATE):
@@ -483,7 +491,7 @@ class Daemon:
     ) -> None:
         try:
             failures = (
-                await self.runner.call(self.store.record_failure, cfg.name, error)
+                await self.runner.call(self.store.record_failure, cfg.name, error, now=self.clock.now())
             ).consecutive_failures
             self.store_health.recovered("poll")
         except StoreError as exc:  # not recorded: count in memory, back off all the same
@@ -499,7 +507,7 @@ class Daemon:
             self._rate_limited.add(cfg.name)
         if retry_after is not None:
             delay = max(delay, min(retry_after, 3600.0))
-        self._not_before[cfg.name] = time.monotonic() + delay
+        self._not_before[cfg.name] = self.clock.monotonic() + delay
         log.warning(
             "poll failed (alert state unchanged)",
             source=cfg.name,
@@ -520,7 +528,7 @@ class Daemon:
         still runs, once (``coalesce``), instead of being dropped as "missed".
         """
         self._scheduler = scheduler
-        start = datetime.now(UTC)
+        start = self.clock.now()
         for i, cfg in enumerate(self.sources):
             scheduler.add_job(
                 self.poll,
@@ -546,7 +554,7 @@ class Daemon:
         self.state = shift_clock(self.state, timedelta(seconds=step))
         if self._scheduler is None:
             return
-        now = datetime.now(UTC)
+        now = self.clock.now()
         for i, job in enumerate(self._scheduler.get_jobs()):
             job.modify(next_run_time=now + timedelta(milliseconds=20 * i))
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 
 from alertd.config import SourceConfig
+from alertd.core.clock import SYSTEM_CLOCK, Clock
 from alertd.errors import StoreError
 from alertd.logs import get_logger
 from alertd.store.base import StateStore
@@ -54,7 +54,9 @@ class LeaseKeeper:
         on_acquired: Callable[[SourceConfig], None] | None = None,
         on_tick: Callable[[], None] | None = None,
         tick: float = TICK,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock  # monotonic: a lease's validity is measured in-process
         self.store = store
         self.sources = sources
         self.instance = instance
@@ -65,7 +67,7 @@ class LeaseKeeper:
 
     def holds(self, source: str) -> bool:
         """Does this instance hold ``source``'s poll lease right now?"""
-        return time.monotonic() < self._valid_until.get(source, 0.0)
+        return self.clock.monotonic() < self._valid_until.get(source, 0.0)
 
     def held(self) -> list[str]:
         return sorted(name for name in self._valid_until if self.holds(name))
@@ -75,7 +77,7 @@ class LeaseKeeper:
         whose lease this round newly took (the caller polls them at once)."""
         taken: list[SourceConfig] = []
         for cfg in self.sources:
-            sent = time.monotonic()
+            sent = self.clock.monotonic()
             had = self.holds(cfg.name)
             ttl = lease_ttl(cfg)
             try:
@@ -109,11 +111,11 @@ class LeaseKeeper:
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
-                started = time.monotonic()
+                started = self.clock.monotonic()
                 for cfg in await asyncio.to_thread(self.renew_once):
                     self.on_acquired(cfg)
                 self.on_tick()  # rows other instances committed are due here too
-                wait = max(0.05, self.tick - (time.monotonic() - started))
+                wait = max(0.05, self.tick - (self.clock.monotonic() - started))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
         finally:

@@ -15,13 +15,13 @@ window" hold for all of them together: whichever instance notices first sends it
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
 from alertd import channels
+from alertd.core.clock import SYSTEM_CLOCK, Clock
 from alertd.core.kinds import kind_name
 from alertd.core.languages import language_of
 from alertd.core.model import AlertEvent
@@ -80,7 +80,7 @@ class OperatorNotifier:
         language: str = "en",
         *,
         rate_limit: float = RATE_LIMIT,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
         timeout: float | None = None,
         once: Callable[[str], bool] | None = None,
     ) -> None:
@@ -89,7 +89,8 @@ class OperatorNotifier:
         self._language = language_of(language)
         self._text = _TEXT[self._language]
         self._rate_limit = rate_limit
-        self._clock = clock
+        #: monotonic for the in-process rate limit; wall time for the shared window and notice text
+        self._clock: Clock = clock or SYSTEM_CLOCK
         self._last: dict[tuple[str, str], float] = {}
         self._timeout = timeout
         self._channels: dict[str, channels.Channel] = {}
@@ -115,7 +116,7 @@ class OperatorNotifier:
             return False
         if kind is not None:
             key = (kind, subject or "")
-            now = self._clock()
+            now = self._clock.monotonic()
             last = self._last.get(key)
             if last is not None and now - last < self._rate_limit:
                 log.info("operator notice held back (rate limit)", kind=kind, subject=subject)
@@ -134,7 +135,7 @@ class OperatorNotifier:
         that cannot answer lets the notice through: twice is better than never.
         """
         assert self._once is not None
-        window = int(time.time() // self._rate_limit)
+        window = int(self._clock.wall() // self._rate_limit)
         try:
             return self._once(f"operator:{kind}:{subject}:{window}")
         except Exception:
@@ -159,7 +160,7 @@ class OperatorNotifier:
         self, source: str, since: datetime, error: str, allowance_seconds: float, now: datetime | None = None
     ) -> bool:
         """A source has been failing longer than its allowance (one message per outage)."""
-        now = now or datetime.now(UTC)
+        now = now or self._clock.now()
         minutes = max(0, int((now - since).total_seconds() // 60))
         fmt = {
             "source": source,

@@ -7,13 +7,13 @@ item feed); nothing here names a feed type.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import httpx
 
 from alertd.config import SourceConfig
+from alertd.core.clock import SYSTEM_CLOCK, Clock
 from alertd.core.model import Notice, Snapshot
 from alertd.core.regions import RegionRegistry
 from alertd.errors import FetchError, ParseError
@@ -231,15 +231,19 @@ async def poll_source(
     cursor: SourceCursor,
     registry: RegionRegistry,
     cache: MessageCache | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> PollResult:
-    """Fetch and parse once. Raises FetchError or ParseError; the caller changes nothing then."""
+    """Fetch and parse once. Raises FetchError or ParseError; the caller changes nothing then.
+
+    ``clock`` stamps when the answer arrived (the daemon's, so detection latency follows it)."""
     spec = spec_of(cfg)
     headers = request_headers(cfg)
     new_cursor: dict[str, str | None] = {}
     index = await _change_index(client, cfg, registry, headers)
     if index is not None:
         if cursor.baseline_done and cursor.status_index == index:
-            return PollResult(None, {}, time.monotonic(), time.time())
+            return PollResult(None, {}, clock.monotonic(), clock.wall())
         new_cursor["status_index"] = index
     url = source_url(cfg)
     conditional = cursor.baseline_done
@@ -253,7 +257,7 @@ async def poll_source(
         timeout=cfg.timeout,
         max_bytes=cfg.max_bytes,
     )
-    received, wall = time.monotonic(), time.time()
+    received, wall = clock.monotonic(), clock.wall()
     if resp.not_modified:
         return PollResult(None, new_cursor, received, wall)
     payload = ParseInput(resp.body, cfg.name, registry, url, resp.headers)

@@ -18,7 +18,6 @@ pushes received, seconds since the last one, whether polling is slowed. It needs
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -27,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from alertd.config import SourceConfig, WebhooksConfig
+from alertd.core.clock import SYSTEM_CLOCK, Clock
 from alertd.core.model import AlertEvent, Snapshot
 from alertd.core.regions import RegionRegistry
 from alertd.errors import ParseError
@@ -78,8 +78,12 @@ def hook_routes(
     daemon: PushDaemon,
     control: PushControl,
     metrics: PushMetrics,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[Route]:
-    """The push route for every ukrainealarm source with a ``webhook_secret`` (none: no route)."""
+    """The push route for every ukrainealarm source with a ``webhook_secret`` (none: no route).
+
+    ``clock`` stamps when a push arrived (its detection latency is measured from there)."""
     pushing = [s for s in sources if s.type == "ukrainealarm" and s.webhook_secret is not None]
     if not pushing:
         return []
@@ -109,7 +113,7 @@ def hook_routes(
                 },
                 headers={"Cache-Control": "no-store"},
             )
-        received_wall = time.time()
+        received_wall = clock.wall()
         try:
             body = await _read_bounded(request, cfg.max_body)
         except _TooLarge:

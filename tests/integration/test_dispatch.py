@@ -432,16 +432,17 @@ async def test_end_waits_while_its_start_is_in_flight(
 
 
 async def test_operator_notices_are_rate_limited(json_sink: JsonSink) -> None:
+    from alertd.core.clock import FakeClock
     from alertd.run.operators import OperatorNotifier
 
-    now = [0.0]
-    ops = OperatorNotifier([json_sink.url("/ops")], "en", clock=lambda: now[0])
+    clock = FakeClock()
+    ops = OperatorNotifier([json_sink.url("/ops")], "en", clock=clock)
     since = T0 - timedelta(minutes=12)
     assert await ops.source_down("alerts_in_ua", since, "HTTP 503", 300, now=T0)
     assert not await ops.source_down("alerts_in_ua", since, "HTTP 503", 300, now=T0)  # same outage
     assert await ops.source_down("ukrainealarm", since, "timeout", 300, now=T0)  # another subject
     assert await ops.source_recovered("alerts_in_ua", 900)
-    now[0] += 601
+    clock.advance(601)
     assert await ops.source_down("alerts_in_ua", since, "HTTP 503", 300, now=T0)  # window passed
     titles = [r.title for r in json_sink.received("/ops")]
     assert titles == [

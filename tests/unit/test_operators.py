@@ -8,22 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support.sinks import JsonSink
 
+from alertd.core.clock import FakeClock
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
 from alertd.logs import line
 from alertd.run.operators import OperatorNotifier
 
 NOW = datetime(2026, 11, 25, 14, 20, tzinfo=UTC)
 KYIV = Region(code="UA-30", level=RegionLevel.OBLAST, name_uk="м. Київ", name_en="Kyiv")
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def dead_event() -> AlertEvent:
@@ -53,13 +44,13 @@ async def test_one_notice_per_key_per_window_and_held_ones_are_logged(
     json_sink: JsonSink, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="alertd")
-    clock = Clock()
+    clock = FakeClock()
     ops = OperatorNotifier([json_sink.url("/ops")], "en", rate_limit=600, clock=clock)
     since = NOW - timedelta(minutes=5)
     assert await ops.source_down("aiu", since, "timeout", 60, now=NOW)
     assert not await ops.source_down("aiu", since, "timeout", 60, now=NOW)  # same key, same window
     assert await ops.source_down("ua", since, "timeout", 60, now=NOW)  # another source: another key
-    clock.now += 601
+    clock.advance(601)
     assert await ops.source_down("aiu", since, "timeout", 60, now=NOW)  # the window has passed
     assert [r.title for r in json_sink.received("/ops")] == [
         "alertd: source aiu is down",
