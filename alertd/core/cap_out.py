@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
+from alertd.core.kinds import KindCap, kind_name, kind_words
 from alertd.core.kinds import advice as kind_advice
-from alertd.core.kinds import kind_name
 from alertd.core.languages import LANGUAGES
-from alertd.core.model import AlertEvent, AlertKind, EventStatus, RegionLevel, iso_utc
+from alertd.core.model import AlertEvent, EventStatus, RegionLevel, iso_utc
 from alertd.core.tracker import Active, event_id
 
 __all__ = [
     "CAP12",
-    "KIND_CAP",
     "CapProfile",
     "KindCap",
     "feed_events",
@@ -57,40 +56,6 @@ GEOCODE_REGION = "alertd:region"
 EVENTCODE_KIND = "alertd:kind"
 
 
-@dataclass(frozen=True)
-class KindCap:
-    """The CAP classification of one alert kind while it is in force."""
-
-    category: str
-    urgency: str
-    severity: str
-    certainty: str
-    response: str
-
-
-_ATTACK = KindCap("Security", "Immediate", "Extreme", "Likely", "Shelter")
-#: alert kind → CAP category / urgency / severity / certainty / responseType at its start.
-#: Attacks from the air are "Likely" (a warning of a threat, not an observed strike) and
-#: "Extreme" (extraordinary threat to life); an end is always Past / Minor / Observed / AllClear.
-KIND_CAP: dict[AlertKind, KindCap] = {
-    AlertKind.AIR_RAID: _ATTACK,
-    AlertKind.MISSILES: _ATTACK,
-    AlertKind.HOSTILE_AIRCRAFT: _ATTACK,
-    AlertKind.ARTILLERY: _ATTACK,
-    AlertKind.DRONES: KindCap("Security", "Immediate", "Severe", "Likely", "Shelter"),
-    AlertKind.URBAN_FIGHTS: KindCap("Security", "Immediate", "Extreme", "Observed", "Shelter"),
-    AlertKind.INFILTRATION: KindCap("Security", "Immediate", "Severe", "Likely", "Shelter"),
-    AlertKind.CHEMICAL: KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
-    AlertKind.NUCLEAR: KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
-    AlertKind.HAZMAT: KindCap("CBRNE", "Immediate", "Severe", "Likely", "Shelter"),
-    AlertKind.NONCONVENTIONAL: KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
-    AlertKind.GENERAL_WARNING: KindCap("Safety", "Immediate", "Severe", "Possible", "Shelter"),
-    AlertKind.EARTHQUAKE: KindCap("Geo", "Immediate", "Severe", "Observed", "Shelter"),
-    AlertKind.TSUNAMI: KindCap("Geo", "Immediate", "Extreme", "Likely", "Evacuate"),
-    AlertKind.ADVISORY: KindCap("Safety", "Expected", "Moderate", "Possible", "Monitor"),
-    AlertKind.INFO: KindCap("Other", "Unknown", "Minor", "Possible", "Monitor"),
-    AlertKind.UNKNOWN: KindCap("Other", "Immediate", "Severe", "Possible", "Shelter"),
-}
 #: An ended alert: the threat is over.
 END_CAP = ("Past", "Minor", "Observed", "AllClear")
 
@@ -280,7 +245,7 @@ def render_message(
         _sub(root, "references", f"{profile.sender},{identifier(first)},{cap_time(first.observed_at)}")
     is_state = event.region is not None
     ended = event.status == EventStatus.ENDED
-    table = KIND_CAP.get(event.kind, KIND_CAP[AlertKind.UNKNOWN])
+    table = kind_words(event.kind).cap  # the one kinds table (alertd.core.kinds)
     for lang in LANGUAGES:
         info = _sub(root, "info")
         _sub(info, "language", lang)

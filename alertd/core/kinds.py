@@ -1,8 +1,9 @@
-"""Every alert kind's words, in one table: names, advice, grammatical gender, and who may pick it.
+"""Every alert kind in one table: names, advice, grammatical gender, who may pick it, its CAP class.
 
 Rendering (message titles, advice, "is over"), the self-service page (the kinds a resident may
-pick and their labels) and operator notices all read :data:`KINDS`. A new alert kind is one
-:class:`~alertd.core.model.AlertKind` member plus one row here; a test checks every kind has one.
+pick and their labels), operator notices and the CAP feed (alertd.core.cap_out) all read
+:data:`KINDS`. A new alert kind is one :class:`~alertd.core.model.AlertKind` member plus one row
+here; a test checks every kind has one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Literal
 from alertd.core.languages import Language, language_of
 from alertd.core.model import AlertKind
 
-__all__ = ["KINDS", "OFFERED_KINDS", "KindWords", "advice", "is_over", "kind_name", "kind_words"]
+__all__ = ["KINDS", "OFFERED_KINDS", "KindCap", "KindWords", "advice", "is_over", "kind_name", "kind_words"]
 
 #: The Ukrainian noun a kind's name agrees with: тривога/загроза/небезпека (feminine) or
 #: попередження/повідомлення (neuter). It decides the form of "is over" in a combined notice.
@@ -24,12 +25,26 @@ _IS_OVER_EN = "now over"
 
 
 @dataclass(frozen=True)
+class KindCap:
+    """The CAP 1.2 classification of one alert kind while it is in force (category, urgency,
+    severity, certainty, responseType: the schema's own enumerations)."""
+
+    category: str
+    urgency: str
+    severity: str
+    certainty: str
+    response: str
+
+
+@dataclass(frozen=True)
 class KindWords:
     """The words for one kind, per language: its start name, its end name and the advice sentence."""
 
     start: dict[Language, str]
     end: dict[Language, str]
     advice: dict[Language, str]
+    #: How the CAP feed classifies it while in force (alertd.core.cap_out; an end is always AllClear).
+    cap: KindCap
     gender: Gender = "feminine"
     #: Residents may choose it on the self-service page (the others come from advisories, other
     #: countries' feeds or the "unknown" fallback, and are heard by whoever subscribes to every kind).
@@ -43,6 +58,7 @@ def _words(
     en_end: str,
     advice: tuple[str, str] = ("", ""),
     *,
+    cap: KindCap,
     gender: Gender = "feminine",
     offered: bool = False,
 ) -> KindWords:
@@ -50,18 +66,28 @@ def _words(
         start={"uk": uk_start, "en": en_start},
         end={"uk": uk_end, "en": en_end},
         advice={"uk": advice[0], "en": advice[1]},
+        cap=cap,
         gender=gender,
         offered=offered,
     )
 
 
+#: Attacks from the air are "Likely" (a warning of a threat, not an observed strike) and
+#: "Extreme" (extraordinary threat to life).
+_ATTACK = KindCap("Security", "Immediate", "Extreme", "Likely", "Shelter")
 _SHELTER = ("Пройдіть в укриття.", "Go to a shelter.")
 _INDOORS = ("Залишайтеся в приміщенні, зачиніть вікна.", "Stay indoors, close the windows.")
 
 #: The table. The offered kinds come first, in the order the self-service page lists them.
 KINDS: dict[AlertKind, KindWords] = {
     AlertKind.AIR_RAID: _words(
-        "Повітряна тривога", "Відбій тривоги", "Air raid alert", "All clear", _SHELTER, offered=True
+        "Повітряна тривога",
+        "Відбій тривоги",
+        "Air raid alert",
+        "All clear",
+        _SHELTER,
+        offered=True,
+        cap=_ATTACK,
     ),
     AlertKind.ARTILLERY: _words(
         "Загроза артобстрілу",
@@ -70,6 +96,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Artillery threat over",
         _SHELTER,
         offered=True,
+        cap=_ATTACK,
     ),
     AlertKind.URBAN_FIGHTS: _words(
         "Загроза вуличних боїв",
@@ -78,6 +105,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Urban fighting threat over",
         ("Залишайтеся в укритті.", "Stay in a shelter."),
         offered=True,
+        cap=KindCap("Security", "Immediate", "Extreme", "Observed", "Shelter"),
     ),
     AlertKind.MISSILES: _words(
         "Ракетна небезпека",
@@ -86,6 +114,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Missile threat over",
         _SHELTER,
         offered=True,
+        cap=_ATTACK,
     ),
     AlertKind.DRONES: _words(
         "Загроза ударних БпЛА",
@@ -94,6 +123,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Drone threat over",
         _SHELTER,
         offered=True,
+        cap=KindCap("Security", "Immediate", "Severe", "Likely", "Shelter"),
     ),
     AlertKind.CHEMICAL: _words(
         "Хімічна загроза",
@@ -102,6 +132,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Chemical threat over",
         _INDOORS,
         offered=True,
+        cap=KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
     ),
     AlertKind.NUCLEAR: _words(
         "Радіаційна загроза",
@@ -110,6 +141,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Radiation threat over",
         _INDOORS,
         offered=True,
+        cap=KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
     ),
     AlertKind.HOSTILE_AIRCRAFT: _words(
         "Загроза ворожої авіації",
@@ -117,6 +149,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Hostile aircraft threat",
         "Hostile aircraft threat over",
         _SHELTER,
+        cap=_ATTACK,
     ),
     AlertKind.EARTHQUAKE: _words(
         "Попередження про землетрус",
@@ -125,6 +158,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Earthquake warning over",
         ("Пригніться, укрийтеся, тримайтеся.", "Drop, cover and hold on."),
         gender="neuter",
+        cap=KindCap("Geo", "Immediate", "Severe", "Observed", "Shelter"),
     ),
     AlertKind.TSUNAMI: _words(
         "Загроза цунамі",
@@ -132,6 +166,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Tsunami threat",
         "Tsunami threat over",
         ("Відійдіть від узбережжя на висоту.", "Move away from the coast to high ground."),
+        cap=KindCap("Geo", "Immediate", "Extreme", "Likely", "Evacuate"),
     ),
     AlertKind.HAZMAT: _words(
         "Загроза викиду небезпечних речовин",
@@ -139,6 +174,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Hazardous materials threat",
         "Hazardous materials threat over",
         _INDOORS,
+        cap=KindCap("CBRNE", "Immediate", "Severe", "Likely", "Shelter"),
     ),
     AlertKind.INFILTRATION: _words(
         "Загроза проникнення ворога",
@@ -146,6 +182,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Hostile infiltration threat",
         "Infiltration threat over",
         ("Зачиніть двері, залишайтеся в приміщенні.", "Lock the doors, stay indoors."),
+        cap=KindCap("Security", "Immediate", "Severe", "Likely", "Shelter"),
     ),
     AlertKind.NONCONVENTIONAL: _words(
         "Загроза неконвенційних ракет",
@@ -153,6 +190,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Non-conventional missile threat",
         "Non-conventional missile threat over",
         ("Пройдіть в укриття і зачиніть його.", "Go to a shelter and seal it."),
+        cap=KindCap("CBRNE", "Immediate", "Extreme", "Likely", "Shelter"),
     ),
     AlertKind.GENERAL_WARNING: _words(
         "Загальна загроза",
@@ -160,12 +198,23 @@ KINDS: dict[AlertKind, KindWords] = {
         "General threat warning",
         "General threat warning over",
         ("Дотримуйтеся вказівок влади.", "Follow official instructions."),
+        cap=KindCap("Safety", "Immediate", "Severe", "Possible", "Shelter"),
     ),
     AlertKind.ADVISORY: _words(
-        "Попередження", "Попередження скасовано", "Advisory", "Advisory lifted", gender="neuter"
+        "Попередження",
+        "Попередження скасовано",
+        "Advisory",
+        "Advisory lifted",
+        gender="neuter",
+        cap=KindCap("Safety", "Expected", "Moderate", "Possible", "Monitor"),
     ),
     AlertKind.INFO: _words(
-        "Повідомлення", "Повідомлення завершено", "Notice", "Notice ended", gender="neuter"
+        "Повідомлення",
+        "Повідомлення завершено",
+        "Notice",
+        "Notice ended",
+        gender="neuter",
+        cap=KindCap("Other", "Unknown", "Minor", "Possible", "Monitor"),
     ),
     AlertKind.UNKNOWN: _words(
         "Тривога",
@@ -173,6 +222,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Alert",
         "All clear",
         ("Дотримуйтеся вказівок влади.", "Follow official instructions."),
+        cap=KindCap("Other", "Immediate", "Severe", "Possible", "Shelter"),
     ),
 }
 

@@ -10,7 +10,6 @@ from support.cap_schema import assert_valid_cap
 
 from alertd.core.cap_out import (
     CAP12,
-    KIND_CAP,
     CapProfile,
     feed_events,
     identifier,
@@ -19,6 +18,7 @@ from alertd.core.cap_out import (
     start_event_of,
     start_id,
 )
+from alertd.core.kinds import kind_words
 from alertd.core.model import ActiveAlert, AlertKind, EventStatus, Notice, Region, RegionLevel, Snapshot
 from alertd.core.tracker import TrackerPolicy, TrackerState, apply_snapshot, diff_notices
 
@@ -98,7 +98,7 @@ def test_every_kind_start_update_end_is_valid_cap_and_follows_the_life(kind: Ale
     assert text(n, "cap:references") == [ref] and text(u, "cap:references") == [ref]
     # one info per language, classified per kind
     assert text(s, "cap:info/cap:language") == ["uk", "en"]
-    row = KIND_CAP[kind]
+    row = kind_words(kind).cap  # the kinds table's CAP class for this kind
     assert text(s, "cap:info/cap:urgency") == [row.urgency] * 2
     assert text(s, "cap:info/cap:severity") == [row.severity] * 2
     assert text(s, "cap:info/cap:certainty") == [row.certainty] * 2

@@ -49,3 +49,31 @@ def test_unknown_values_and_languages_fall_back_instead_of_failing() -> None:
     assert kind_name(AlertKind.AIR_RAID, "uk-UA", end=True) == "Відбій тривоги"
     assert kind_name(AlertKind.AIR_RAID, "de") == "Air raid alert"
     assert language_of("UK") == "uk" and language_of("en-GB") == "en" and language_of("") == "en"
+
+
+#: CAP 1.2's own enumerations (OASIS CAP-v1.2 §3.2.2); the XSD in tests/support checks whole messages.
+CAP_CATEGORIES = {"Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport"}
+CAP_CATEGORIES |= {"Infra", "CBRNE", "Other"}
+
+
+@pytest.mark.parametrize("kind", list(AlertKind))
+def test_every_kind_has_a_cap_class_in_the_same_row(kind: AlertKind) -> None:
+    """A new kind is one row: its CAP classification lives beside its words (alertd.core.cap_out
+    reads it there), in CAP's own vocabulary."""
+    cap = KINDS[kind].cap
+    assert cap.category in CAP_CATEGORIES
+    assert cap.urgency in {"Immediate", "Expected", "Future", "Past", "Unknown"}
+    assert cap.severity in {"Extreme", "Severe", "Moderate", "Minor", "Unknown"}
+    assert cap.certainty in {"Observed", "Likely", "Possible", "Unlikely", "Unknown"}
+    assert cap.response in {"Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess", "None"}
+
+
+def test_an_air_raid_is_an_extreme_likely_security_threat_to_shelter_from() -> None:
+    cap = KINDS[AlertKind.AIR_RAID].cap
+    assert (cap.category, cap.urgency, cap.severity, cap.certainty, cap.response) == (
+        "Security",
+        "Immediate",
+        "Extreme",
+        "Likely",
+        "Shelter",
+    )
