@@ -1,8 +1,7 @@
-"""Every alert kind in one table: names, advice, grammatical gender, who may pick it, its CAP class.
+"""Every alert kind in one table: names, advice, gender, who may pick it, urgency, its CAP class.
 
 Rendering (message titles, advice, "is over"), the self-service page (the kinds a resident may
-pick and their labels), operator notices and the CAP feed (alertd.core.cap_out) all read
-:data:`KINDS`. A new alert kind is one :class:`~alertd.core.model.AlertKind` member plus one row
+pick and their labels), operator notices, delivery priority and the CAP feed all read :data:`KINDS`. A new alert kind is one :class:`~alertd.core.model.AlertKind` member plus one row
 here; a test checks every kind has one.
 """
 
@@ -46,6 +45,8 @@ class KindWords:
     #: How the CAP feed classifies it while in force (alertd.core.cap_out; an end is always AllClear).
     cap: KindCap
     gender: Gender = "feminine"
+    #: Its start gives seconds to act: queued before every other notice (alertd.core.priority).
+    urgent: bool = False
     #: Residents may choose it on the self-service page (the others come from advisories, other
     #: countries' feeds or the "unknown" fallback, and are heard by whoever subscribes to every kind).
     offered: bool = False
@@ -60,6 +61,7 @@ def _words(
     *,
     cap: KindCap,
     gender: Gender = "feminine",
+    urgent: bool = False,
     offered: bool = False,
 ) -> KindWords:
     return KindWords(
@@ -68,6 +70,7 @@ def _words(
         advice={"uk": advice[0], "en": advice[1]},
         cap=cap,
         gender=gender,
+        urgent=urgent,
         offered=offered,
     )
 
@@ -86,6 +89,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Air raid alert",
         "All clear",
         _SHELTER,
+        urgent=True,
         offered=True,
         cap=_ATTACK,
     ),
@@ -113,6 +117,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Missile threat",
         "Missile threat over",
         _SHELTER,
+        urgent=True,
         offered=True,
         cap=_ATTACK,
     ),
@@ -122,6 +127,7 @@ KINDS: dict[AlertKind, KindWords] = {
         "Attack drone threat",
         "Drone threat over",
         _SHELTER,
+        urgent=True,
         offered=True,
         cap=KindCap("Security", "Immediate", "Severe", "Likely", "Shelter"),
     ),

@@ -2,7 +2,8 @@
 
 Order, best first:
 
-0. starts of the kinds that give seconds to act: air raid, missiles, drones, ballistic;
+0. starts of the kinds that give seconds to act (``urgent`` in the kinds table: air raid,
+   missiles, drones);
 1. other starts;
 2. ends (and cancellations);
 3. advisories and other item-feed notices;
@@ -15,13 +16,10 @@ lower goes first. Pure: a function of the event and whether the row is a topic.
 
 from __future__ import annotations
 
+from alertd.core.kinds import kind_words
 from alertd.core.model import AlertEvent, EventStatus
 
-__all__ = ["URGENT_KINDS", "delivery_priority", "level_of"]
-
-#: Kinds whose start must reach people before anything else (values, so a kind added later
-#: under one of these names is covered without touching this table).
-URGENT_KINDS = frozenset({"air_raid", "missiles", "drones", "ballistic"})
+__all__ = ["delivery_priority", "level_of"]
 
 START, OTHER_START, END, ADVISORY, TEST = range(5)
 
@@ -31,7 +29,7 @@ def level_of(event: AlertEvent, *, test: bool = False) -> int:
     if test:
         return TEST
     if event.status == EventStatus.STARTED:
-        return START if str(event.kind) in URGENT_KINDS else OTHER_START
+        return START if kind_words(event.kind).urgent else OTHER_START
     if event.status in (EventStatus.ENDED, EventStatus.CANCELLED):
         return END
     return ADVISORY

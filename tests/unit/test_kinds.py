@@ -77,3 +77,17 @@ def test_an_air_raid_is_an_extreme_likely_security_threat_to_shelter_from() -> N
         "Likely",
         "Shelter",
     )
+
+
+def test_the_urgent_kinds_are_those_that_give_seconds_to_act_and_their_starts_go_first() -> None:
+    from datetime import UTC, datetime
+
+    from alertd.core.model import AlertEvent, EventStatus
+    from alertd.core.priority import level_of
+
+    urgent = {kind for kind, words in KINDS.items() if words.urgent}
+    assert urgent == {AlertKind.AIR_RAID, AlertKind.MISSILES, AlertKind.DRONES}
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for kind in AlertKind:
+        start = AlertEvent(id=f"s-{kind}", source="t", kind=kind, status=EventStatus.STARTED, observed_at=t0)
+        assert level_of(start) == (0 if kind in urgent else 1), kind
