@@ -33,6 +33,7 @@ from alertd.errors import ParseError
 from alertd.logs import get_logger
 from alertd.run.push import PushControl
 from alertd.sources.ukrainealarm import parse_webhook
+from alertd.web.body import BodyTooLarge, read_bounded
 
 __all__ = ["HOOK_PATH", "hook_routes"]
 
@@ -51,25 +52,6 @@ class PushDaemon(Protocol):
 class PushMetrics(Protocol):
     def pushed(self, source: str, outcome: str) -> None: ...
     def push_events(self, events: list[AlertEvent], received_wall: float) -> None: ...
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_bounded(request: Request, limit: int) -> bytes:
-    """The body, or _TooLarge as soon as it passes ``limit`` (never buffered beyond it)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def hook_routes(
@@ -115,8 +97,8 @@ def hook_routes(
             )
         received_wall = clock.wall()
         try:
-            body = await _read_bounded(request, cfg.max_body)
-        except _TooLarge:
+            body = await read_bounded(request, cfg.max_body)
+        except BodyTooLarge:
             metrics.pushed(source.name, "too_large")
             log.warning("push rejected", source=source.name, reason=f"body over {cfg.max_body} bytes")
             return Response("body too large\n", status_code=413, media_type="text/plain")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from alertd.web.body import BodyTooLarge, read_bounded
 from alertd.web.selfservice.i18n import pick_language
 from alertd.web.selfservice.safety import Refusal, client_address, client_key
 
@@ -34,19 +35,12 @@ def secure(response: Response) -> Response:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 once it passes ``limit`` bytes (declared or actually sent)."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Refusal(400, "bad_json")
-        if int(declared) > limit:
-            raise Refusal(413, "too_large", limit=limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refusal(413, "too_large", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if declared is not None and not declared.isdigit():
+        raise Refusal(400, "bad_json")
+    try:
+        return await read_bounded(request, limit)
+    except BodyTooLarge:
+        raise Refusal(413, "too_large", limit=limit) from None
 
 
 def client_of(request: Request) -> str:
