@@ -197,6 +197,18 @@ OREF_KINDS: tuple[AlertKind, ...] = (
 )
 
 
+#: What :func:`_live_json` returns for the live feed's "no alert" body (JSON ``null`` is not that).
+_NO_ALERT = object()
+
+
+def _live_json(body: bytes, source: str, where: str | None) -> Any:
+    """The live feed's JSON, or :data:`_NO_ALERT` for its documented "no alert" answer: an
+    empty or whitespace-only body (a BOM allowed). Undecodable text or bad JSON is a ParseError."""
+    if not decode_text(body, source, where).strip():
+        return _NO_ALERT
+    return load_json(body, source, where)
+
+
 def parse(
     body: bytes,
     *,
@@ -204,10 +216,9 @@ def parse(
     where: str | None = None,
 ) -> Snapshot:
     """Dispatch on the payload: a JSON list is a history, an object or empty body the live feed."""
-    text = decode_text(body, source, where)
-    if not text.strip():
+    data = _live_json(body, source, where)
+    if data is _NO_ALERT:
         return Snapshot(source=source)
-    data = load_json(body, source, where)
     if isinstance(data, list):
         return _history(data, source, where)
     if isinstance(data, dict):
@@ -222,10 +233,9 @@ def parse_live(
     where: str | None = None,
 ) -> Snapshot:
     """``alerts.json``: an empty/whitespace body (BOM allowed) is "no alert"; else one alert object."""
-    text = decode_text(body, source, where)
-    if not text.strip():
+    data = _live_json(body, source, where)
+    if data is _NO_ALERT:
         return Snapshot(source=source)
-    data = load_json(body, source, where)
     if not isinstance(data, dict):
         raise ParseError(source, f"live alert should be a JSON object, got {type(data).__name__}", where)
     return _live(data, source, where)
