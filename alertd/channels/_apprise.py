@@ -83,16 +83,42 @@ def captured() -> Iterator[list[str]]:
         _CAPTURE.local.lines = previous
 
 
-def instantiate(url: str) -> tuple[Any, str]:
-    """Apprise's plugin for ``url`` (or None) and Apprise's last complaint about it (raw, NOT scrubbed)."""
+#: One asset for every plugin, as one ``Apprise()`` object shares one among its plugins: a
+#: fresh ``AppriseAsset`` per plugin is ≈ 300 bytes × 10,000 channels. Never modified.
+_ASSET = apprise.AppriseAsset()
+#: The same defaults without Apprise's secure logging, for the first load attempt only: with it
+#: on, Apprise masks the URL for a log line it builds even when the line is dropped (a second
+#: parse, about half of every load). What that attempt logs is thrown away; a URL it cannot
+#: load is loaded again with :data:`_ASSET`, whose complaint is the one returned.
+_FAST_ASSET = apprise.AppriseAsset(secure_logging=False)
+
+
+def _load(url: str, asset: Any) -> tuple[Any, list[str]]:
     with captured() as lines:
         try:
-            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+            plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
         except Exception as exc:  # Apprise promises not to raise; a bad URL must not crash anything
             plugin = None
             lines.append(type(exc).__name__)
+    return (plugin or None), lines
+
+
+def instantiate(url: str) -> tuple[Any, str]:
+    """Apprise's plugin for ``url`` (or None) and Apprise's last complaint about it (raw, NOT scrubbed).
+
+    Loaded once without Apprise's log masking (nothing it logged is kept) and, only
+    when that fails, again with it, so the complaint returned is Apprise's masked one.
+    A loaded plugin is handed the shared secure asset for everything it does later.
+    """
+    plugin, _ = _load(url, _FAST_ASSET)
+    if plugin is not None:
+        plugin.asset = _ASSET
+        return plugin, ""
+    plugin, lines = _load(url, _ASSET)
+    if plugin is not None:  # not expected (the asset differs only in logging); keep what loaded
+        return plugin, ""
     reason = next((line.strip() for line in reversed(lines) if line.strip()), "")
-    return (plugin or None), reason
+    return None, reason
 
 
 def notify(

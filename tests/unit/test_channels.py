@@ -113,3 +113,23 @@ def test_rate_limit_answers_are_recognised(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(channels._apprise, "notify", telegram)
     assert channels.send(channel, "t", "b", channels.INFO).retry_after == 7.0
+
+
+def test_a_refused_url_gets_apprises_masked_complaint() -> None:
+    """The fast first load runs without Apprise's log masking; a URL it cannot load is loaded
+    again with masking, so the (raw, unscrubbed) reason is the one Apprise masks itself."""
+    from alertd.channels import _apprise
+
+    for url in (f"tgram://{SECRET}/", f"json://user:{SECRET}@/", f"notaservice://{SECRET}"):
+        plugin, reason = _apprise.instantiate(url)
+        _, secure_lines = _apprise._load(url, _apprise._ASSET)
+        assert plugin is None and reason.startswith("Unparseable") and reason == secure_lines[-1].strip()
+    _, reason = _apprise.instantiate(f"json://user:{SECRET}@/")
+    assert SECRET not in reason  # the fast attempt's line would quote it
+
+
+def test_loaded_plugins_share_one_secure_asset() -> None:
+    """Every loaded plugin keeps Apprise's secure logging, on one shared asset (not one per plugin)."""
+    first, second = channels.load("json://localhost/a"), channels.load("json://localhost/b")
+    assert first.plugin.asset is second.plugin.asset
+    assert first.plugin.asset.secure_logging is True
