@@ -273,6 +273,7 @@ class Sender:
         priority: int = 0,
         guard: Guard | None = None,
         max_wait: float | None = None,
+        release_after: asyncio.Future[Any] | None = None,
     ) -> _channels.SendResult:
         """Send one message when its host's lane lets it, within ``timeout`` seconds of starting.
 
@@ -284,6 +285,12 @@ class Sender:
         up waiting for the host's lane after this many seconds and return a result
         with ``not_sent`` set (the caller puts the message back in its queue), so
         messages for a slow host do not sit in the caller's window.
+
+        ``release_after``: a send that ran keeps its slot until this future is done
+        (the dispatcher resolves it once the outcome is durably recorded), so the
+        sends that finished but are not recorded yet count against ``concurrency``:
+        a kill can repeat at most ``concurrency`` sends. A send that did not run
+        (throttled, not granted, cancelled) gives its slot back at once.
         """
         if not channel.usable:
             return _channels.SendResult(False, channel.error or "channel unusable")
@@ -304,10 +311,16 @@ class Sender:
                     return _channels.SendResult(
                         False, "the service host is busy; queued again", not_sent=True, retry_after=max_wait
                     )
+            held = False
             try:
                 result = await self._run(lane, channel, title, body, notify_type, body_format, timeout, guard)
+                held = release_after is not None and result.retry_after is None
             finally:
-                self._release(lane)
+                if held:
+                    assert release_after is not None
+                    release_after.add_done_callback(lambda _f, lane=lane: self._release(lane))
+                else:
+                    self._release(lane)
             if result.retry_after is None:
                 break
             self._throttled(lane, result.retry_after)

@@ -399,6 +399,9 @@ class SendStage:
     """One send per job through the shared :class:`Sender` (lanes, rates, priority, deadline).
 
     Sends to one channel go one at a time, in claim order (a start before its end).
+    A send that ran keeps its slot until the recorder has written its outcome, so
+    at a SIGKILL at most ``delivery.concurrency`` rows can have reached their
+    resident without a record (those are the only ones sent twice).
     A job whose host will not take it for a while (paused after "slow down", or
     far over its rate) goes back to the outbox without using an attempt.
     """
@@ -409,8 +412,12 @@ class SendStage:
         delivery: DeliveryConfig,
         ages: AgeClock,
         guard_for: Callable[[str, Channel], Guard | None] | None = None,
+        hold: Callable[[int], asyncio.Future[None]] | None = None,
     ) -> None:
         self.sender = sender
+        # A send keeps its slot until its outcome is recorded: hold(outbox id) -> the future the
+        # recorder resolves after writing it (Recorder.hold).
+        self.hold = hold
         # Channels a resident typed as a raw URL are sent under the connect-time guard:
         # guard_for(subscriber name, channel) -> Guard or None (alertd.web.selfservice; issue 15).
         self.guard_for = guard_for
@@ -449,6 +456,7 @@ class SendStage:
                     priority=job.item.priority,
                     guard=self._guard(job.item, channel),
                     max_wait=HOST_WAIT_RELEASE,
+                    release_after=self.hold(job.item.id) if self.hold is not None else None,
                 )
         finally:
             if not lock.locked() and self._busy.get(job.item.channel) is lock:
@@ -606,18 +614,46 @@ class Recorder:
         self._dead: dict[str, list[Any]] = {}  # event id -> [event, channels, last error]
         self._sleepers: dict[str, asyncio.Task[Any]] = {}
         self.store_errors = StoreErrors(store_health)
+        # outbox id -> resolved once that row's outcome is written; a send slot waits for it
+        self._held: dict[int, asyncio.Future[None]] = {}
+        self._waiting: set[int] = set()  # buffered outcomes whose send slot waits for the write
+
+    @property
+    def holding(self) -> int:
+        """Send slots waiting for the next write."""
+        return len(self._waiting)
+
+    def hold(self, outbox_id: int) -> asyncio.Future[None]:
+        """A future resolved when this row's outcome is written (or the row is let go)."""
+        future = self._held.get(outbox_id)
+        if future is None or future.done():
+            future = self._held[outbox_id] = asyncio.get_running_loop().create_future()
+        return future
+
+    def let_go(self, outbox_id: int) -> None:
+        """The row's delivery ended without an outcome (cancelled): give its slot back."""
+        self._waiting.discard(outbox_id)
+        future = self._held.pop(outbox_id, None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def add(self, outcome: Outcome, item: OutboxItem) -> None:
         if not self.buffer:
             self._since = time.monotonic()
         self.buffer.append((outcome, item))
+        if outcome.outbox_id in self._held:
+            self._waiting.add(outcome.outbox_id)
         self._signal()
 
     def due_in(self) -> float | None:
-        """Seconds until the buffer should be written (None when empty)."""
+        """Seconds until the buffer should be written (None when empty).
+
+        At once when a send slot waits for the write: slots are the dispatcher's
+        throughput, and outcomes finishing while one write runs go in the next one.
+        """
         if not self.buffer:
             return None
-        if len(self.buffer) >= FLUSH_SIZE:
+        if self.holding or len(self.buffer) >= FLUSH_SIZE:
             return 0.0
         return max(0.0, self._since + FLUSH_INTERVAL - time.monotonic())
 
@@ -636,6 +672,11 @@ class Recorder:
             return False
         self.store_errors.ok()
         self.buffer = self.buffer[len(batch) :]
+        for outcome, _ in batch:
+            self._waiting.discard(outcome.outbox_id)
+            future = self._held.pop(outcome.outbox_id, None)
+            if future is not None and not future.done():
+                future.set_result(None)  # the send's slot is free now
         self._report_dead((o, i) for o, i in batch if o.state == "dead")
         return True
 
@@ -792,7 +833,7 @@ class Dispatcher:
         self.plan = PlanStage(store, self.delivery, self.ages)
         self.pipeline = MultiStage(
             RenderStage(self._channels, settings, footer_for),
-            SendStage(self.sender, self.delivery, self.ages, guard_for),
+            SendStage(self.sender, self.delivery, self.ages, guard_for, self.recorder.hold),
             RecordStage(self.recorder, self.delivery, self.ages, self._hook),
         )
         self._record = RecordStage(self.recorder, self.delivery, self.ages, self._hook)
@@ -971,6 +1012,7 @@ class Dispatcher:
         try:
             await self.pipeline.run([job])
         except asyncio.CancelledError:
+            self.recorder.let_go(job.item.id)
             raise
         except Exception as exc:
             # A bug here must not leave the row 'sending' until the next restart: retry it.
