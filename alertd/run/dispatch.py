@@ -17,7 +17,11 @@ Shape (DESIGN §1 step 6, §3 "stale work", §6 logs, §10 reach), after Alertma
   once and buffered for the :class:`Recorder`, which writes outcomes in batches.
 
 The pump (:class:`Dispatcher`) claims only as many rows as there are free send
-slots, so a SIGKILL leaves only rows really in flight to be sent again; a store
+slots, and a send keeps its slot until the :class:`Recorder` has written its
+outcome (a slot waiting for a write makes the write due at once; outcomes that
+finish meanwhile go in the next one). So sends running plus sends finished but
+unrecorded never exceed ``delivery.concurrency``: a SIGKILL repeats at most that
+many, all of them rows it left ``sending`` (issue 13). A store
 that fails (full disk, a lock held elsewhere) is a condition, not a death: the
 error is reported once per outage through the shared
 :class:`alertd.store.runner.StoreHealth` (``/healthz`` 503, operator notice),

@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 from support.sinks import JsonSink, SmtpSink
 
-from alertd.channels import mask
+from alertd.channels import SendResult, mask
+from alertd.channels.sender import Sender
 from alertd.config import DeliveryConfig, OperatorsConfig, Settings
 from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, RegionLevel
 from alertd.core.tracker import StepResult, TrackerState, event_id
 from alertd.errors import StoreError
 from alertd.logs import line as log_line
 from alertd.run.dispatch import Dispatcher, backoff_delay, send_test
+from alertd.store.base import Outcome
 from alertd.store.sqlite import OutboxRow, Store
 
 T0 = datetime(2026, 1, 15, 12, 3, tzinfo=UTC)  # 14:03 in Kyiv
@@ -253,13 +255,21 @@ async def test_slow_channel_does_not_delay_a_fast_one(
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     try:
-        # The fast channel is served while both slow ones are still waiting for their answer.
-        async with asyncio.timeout(15):
-            while not (
-                json_sink.arrived("/slow1") == json_sink.arrived("/slow2") == 1
-                and json_sink.received("/fast", delivered=True)
-            ):
-                await asyncio.sleep(0.02)
+        # The fast channel is served while both slow ones are still held at the sink: an order,
+        # not a time. (With concurrency 1 the fast one never arrives while a slow one is held.)
+        try:
+            async with asyncio.timeout(15):
+                while not (
+                    json_sink.arrived("/slow1") == json_sink.arrived("/slow2") == 1
+                    and json_sink.received("/fast", delivered=True)
+                ):
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(
+                "the fast channel was not served while the slow ones were held: "
+                f"slow arrived {json_sink.arrived('/slow1')}+{json_sink.arrived('/slow2')}, "
+                f"fast arrived {json_sink.arrived('/fast')}"
+            ) from None
         assert json_sink.received("/slow1") == [] and json_sink.received("/slow2") == []
         held.set()
         async with asyncio.timeout(15):
@@ -365,6 +375,56 @@ async def test_end_is_never_dropped(tmp_path: Path, store: Store, json_sink: Jso
         dispatcher.close()
     assert len(json_sink.received("/down", delivered=True)) == 1
     assert len(attempts(store, end.id, url)) >= 6
+
+
+class SlowWrites(Store):
+    """A store whose outcome writes take a while (a busy disk), counting the outcomes written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.written = 0
+
+    def finish(self, outcomes: Iterable[Outcome], now: datetime) -> None:
+        outcomes = list(outcomes)
+        threading.Event().wait(0.05)
+        super().finish(outcomes, now)
+        self.written += len(outcomes)
+
+
+async def test_a_kill_can_repeat_at_most_concurrency_sends(tmp_path: Path, json_sink: JsonSink) -> None:
+    """Sends finished but not yet recorded count against ``delivery.concurrency`` (issue 13).
+
+    At any moment, the rows a SIGKILL would send again are those whose send began
+    and whose outcome is not written yet. Each send checks that count as it begins;
+    outcome writes are slow, so a dispatcher that freed a slot before the write
+    would start many more sends than its concurrency.
+    """
+    concurrency = 3
+    store = SlowWrites(tmp_path / "state.sqlite")
+    routes = [(f"s{i}", json_sink.url(f"/u{i}"), "en") for i in range(40)]
+    commit(store, [started()], routes, T0)
+    lock = threading.Lock()
+    began = 0
+    unrecorded: list[int] = []
+
+    def send(*_args: object, **_kwargs: object) -> SendResult:
+        nonlocal began
+        with lock:
+            began += 1
+            unrecorded.append(began - store.written)
+        return SendResult(True)
+
+    sender = Sender(concurrency, send=send)
+    dispatcher = Dispatcher(
+        store, make_settings(tmp_path, concurrency=concurrency), sender=sender, clock=clock_from(T0)
+    )
+    try:
+        await dispatcher.drain(timeout=60)
+    finally:
+        dispatcher.close()
+        store.close()
+    assert began == 40 and store.written == 40
+    assert max(unrecorded) <= concurrency, unrecorded
 
 
 async def test_rows_in_flight_at_a_stop_are_sent_again(

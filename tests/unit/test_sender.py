@@ -148,3 +148,32 @@ async def test_a_host_rate_spaces_its_sends() -> None:
         assert sender.ready_in("elsewhere") == 0
     finally:
         sender.close()
+
+
+async def test_a_send_can_keep_its_slot_until_its_outcome_is_recorded() -> None:
+    """``release_after``: the slot of a send that ran is given back only when the caller says so
+    (the dispatcher: once the outcome is written), so the next send waits for that, not for the answer."""
+    service = Service()
+    sender = Sender(1, send=service)
+    recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    try:
+        first = await sender.send(channel("a"), "t", "one", "info", timeout=5, release_after=recorded)
+        assert first.ok and sender.free == 0  # answered, but not recorded yet: the slot is still taken
+        second = asyncio.create_task(sender.send(channel("a"), "t", "two", "info", timeout=5))
+        await asyncio.sleep(0)
+        assert service.calls == ["a:one"] and not second.done()
+        recorded.set_result(None)
+        assert (await asyncio.wait_for(second, 15)).ok
+        assert service.calls == ["a:one", "a:two"] and sender.free == 1
+        # a send that did not run (no slot within max_wait) gives nothing to hold
+        held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        taken = await sender.send(channel("a"), "t", "three", "info", timeout=5, release_after=held)
+        assert taken.ok and sender.free == 0
+        refused = await sender.send(
+            channel("a"), "t", "four", "info", timeout=5, max_wait=0.05, release_after=asyncio.Future()
+        )
+        assert refused.not_sent and sender.free == 0
+        held.set_result(None)
+        await until(lambda: sender.free == 1)
+    finally:
+        sender.close()
