@@ -42,6 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from alertd import channels as _channels
@@ -318,7 +319,7 @@ class Sender:
             finally:
                 if held:
                     assert release_after is not None
-                    release_after.add_done_callback(lambda _f, lane=lane: self._release(lane))
+                    release_after.add_done_callback(partial(self._give_back, lane))
                 else:
                     self._release(lane)
             if result.retry_after is None:
@@ -357,6 +358,10 @@ class Sender:
                 lane.queue = [e for e in lane.queue if e[2] is not waiter]
                 heapq.heapify(lane.queue)
             raise
+
+    def _give_back(self, lane: _Host, _recorded: asyncio.Future[Any]) -> None:
+        """The held slot of a send that ran: its outcome is recorded now."""
+        self._release(lane)
 
     def _release(self, lane: _Host) -> None:
         lane.inflight -= 1
