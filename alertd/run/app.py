@@ -211,7 +211,7 @@ async def run_app(
         if settings.selfservice.enabled and settings.http.enabled:
             from alertd.web.selfservice import SelfService
 
-            selfservice = SelfService(settings, store, registry, clock=clock.now)
+            selfservice = SelfService(settings, store, registry, clock=clock.now, monotonic=clock.monotonic)
         hooks = ProcessHooks(settings, store, metrics, operators, runner, clock=clock)
         store_health = StoreHealth(on_outage=hooks.store_failing, on_recovery=hooks.store_recovered)
         dispatcher = Dispatcher(

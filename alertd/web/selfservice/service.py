@@ -90,6 +90,7 @@ class SelfService:
         registry: RegionRegistry,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         sender: Callable[[str, str, str], Any] | None = None,
         resolver: Resolver | None = None,
     ) -> None:
@@ -114,7 +115,7 @@ class SelfService:
             resolver=resolver,
         )
         self._notices: set[asyncio.Task[Any]] = set()
-        self._refusal_log = RefusalLog()
+        self._refusal_log = RefusalLog(clock=monotonic)
 
     # -- links -----------------------------------------------------------------------------------
     def manage_url(self, token: str) -> str:
