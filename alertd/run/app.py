@@ -224,6 +224,7 @@ async def run_app(
             store_health=store_health,
             runner=runner,
             clock=clock.now,
+            monotonic=clock.monotonic,
         )
         router = LiveRouter(settings, registry, store)
         daemon = Daemon(

@@ -779,6 +779,7 @@ class Dispatcher:
         hooks: DispatchHooks | None = None,
         operators: OperatorNotifier | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         batch_size: int | None = None,
         cache_size: int = 4096,
         dead_letter_window: float = 5.0,
@@ -806,7 +807,7 @@ class Dispatcher:
         self.runner = runner or StoreRunner(name="alertd-dispatch-store")
         self._own_runner = runner is None
         self._clock = clock
-        self.ages = AgeClock(clock)
+        self.ages = AgeClock(clock, monotonic)  # an event's age, guarded against wall steps
         workers = max(1, min(self.delivery.concurrency, MAX_WORKERS))
         self.sender = sender or Sender(workers, rates=self.delivery.limits)
         # Claim no more than can be sent now (a kill then repeats only rows really in flight).
