@@ -2,10 +2,18 @@
 
 One mechanism answers four needs (issues 11 and 12):
 
-* **No head-of-line blocking.** Every service host has its own lane. A host may
-  hold at most its fair share of the send slots (``concurrency`` divided by the
-  hosts that have work, and never more than three quarters of them), so a
-  hanging host cannot occupy the workers another host needs.
+* **No head-of-line blocking, no idle slots.** Every service host has its own
+  lane. Slots go first to hosts below their fair share (``concurrency`` divided
+  by the hosts that have work); a slot no such host can use right now (it is
+  paused, over its rate, hung or has nothing queued) goes to a host that can,
+  so a fast host beside a hanging one is not held to a third of the workers.
+  No host ever holds more than three quarters of the slots.
+* **A hanging host shrinks itself.** Each host also has an adaptive cap (slow
+  start and AIMD on latency): it starts at :data:`INITIAL_HOST_CAP`, grows by one
+  with every send answered quickly and falls to :data:`SLOW_HOST_CAP` while one of
+  its sends has gone unanswered far longer than sends usually take here, to one
+  after a send runs past its deadline. A host whose sends hang therefore holds
+  only a few slots, and the others share the rest.
 * **A hard deadline per send, and the worker given back.** A send still running
   at its deadline is abandoned: its slot is freed at once and the result is
   "timed out, may have been delivered". Its thread is counted as *stalled* for
@@ -54,6 +62,14 @@ __all__ = ["Sender", "SenderStats"]
 RATE_LIMIT_REQUEUES = 3
 #: Idle worker threads beyond the concurrency exit; idle ones exit after this many seconds.
 IDLE_THREAD_SECONDS = 60.0
+#: A host's adaptive cap starts here: a host never heard from cannot take every slot at once.
+INITIAL_HOST_CAP = 4
+#: … and falls to this while one of its sends goes unanswered for long (see :meth:`Sender._slow_after`).
+SLOW_HOST_CAP = 2
+#: A send is "slow" after this many times the usual latency, never sooner than SLOW_FLOOR seconds
+#: and never later than half its timeout.
+SLOW_FACTOR = 8.0
+SLOW_FLOOR = 1.0
 
 
 class _Workers:
@@ -160,6 +176,10 @@ class _Host:
     sent: int = 0
     throttled: int = 0
     timeouts: int = 0
+    limit: float = float(INITIAL_HOST_CAP)  # adaptive concurrency cap (slow start, AIMD on latency)
+    latency: float | None = None  # moving average of answered sends, seconds
+    timeout: float = 0.0  # the last send's timeout
+    running: dict[int, float] = field(default_factory=dict)  # send id -> start, oldest first
 
     def refill(self, now: float) -> None:
         if self.rate is None:
@@ -208,6 +228,8 @@ class Sender:
         self._free = self.concurrency
         self._seq = itertools.count()
         self._grants = itertools.count(1)
+        self._runs = itertools.count(1)
+        self._latency: float | None = None  # all hosts: what "usual" means for a host never answered
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.abandoned = 0
@@ -228,7 +250,19 @@ class Sender:
         lane.refill(now)
         backlog = len(lane.queue) / lane.rate if lane.rate else 0.0
         stalled = 5.0 if lane.stalled >= self._stall_cap else 0.0  # hung: no new thread until one returns
-        return max(lane.wait(now) + backlog, stalled)
+        return max(lane.wait(now) + backlog, stalled, self._hung_for(lane, now))
+
+    def _hung_for(self, lane: _Host, now: float) -> float:
+        """A host at its cap whose oldest send is slow: when a slot may free (its deadline), plus its queue."""
+        if not lane.running:
+            return 0.0
+        age = now - next(iter(lane.running.values()))
+        if age <= self._slow_after(lane):
+            return 0.0
+        cap = self._lane_cap(lane, now)
+        if lane.inflight < cap:
+            return 0.0
+        return max(0.0, lane.timeout - age) + lane.timeout * len(lane.queue) / cap
 
     def pause(self, host: str, seconds: float) -> None:
         lane = self._lane(host)
@@ -368,12 +402,30 @@ class Sender:
         self._free += 1
         self._grant()
 
-    def _cap(self) -> int:
+    def _share(self) -> int:
+        """A host's fair share: the slots divided among the hosts that have work."""
         active = sum(1 for h in self._hosts.values() if h.queue or h.inflight)
-        return max(1, min(self._host_cap, math.ceil(self.concurrency / max(1, active))))
+        return max(1, math.ceil(self.concurrency / max(1, active)))
+
+    def _slow_after(self, lane: _Host) -> float:
+        """Seconds after which a send to ``lane`` counts as slow: far beyond the usual latency."""
+        usual = lane.latency if lane.latency is not None else self._latency
+        slow = SLOW_FLOOR if usual is None else max(SLOW_FLOOR, SLOW_FACTOR * usual)
+        return min(slow, lane.timeout / 2) if lane.timeout > 0 else slow
+
+    def _lane_cap(self, lane: _Host, now: float) -> int:
+        """The most sends ``lane`` may have running: its adaptive cap, fewer while a send is slow."""
+        cap = min(self._host_cap, max(1, int(lane.limit)))
+        if lane.running and now - next(iter(lane.running.values())) > self._slow_after(lane):
+            cap = min(cap, SLOW_HOST_CAP)
+        return cap
 
     def _grant(self) -> None:
-        """Hand free slots to waiting sends: best priority first, hosts in turn, within rates."""
+        """Hand free slots to waiting sends: best priority first, hosts in turn, within rates.
+
+        Hosts below their fair share go first; a slot none of them can take now
+        goes to a host above its share (work-conserving), within its own cap.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -381,12 +433,13 @@ class Sender:
         total_stalled = sum(h.stalled for h in self._hosts.values())
         retry_in: float | None = None
         while self._free > 0:
-            cap = self._cap()
-            best: _Host | None = None
+            share = self._share()
+            best: _Host | None = None  # below its fair share
+            spare: _Host | None = None  # above it: only when no host below can send now
             for lane in self._hosts.values():
                 while lane.queue and lane.queue[0][2].done():  # cancelled waiters
                     heapq.heappop(lane.queue)
-                if not lane.queue or lane.inflight >= cap:
+                if not lane.queue or lane.inflight >= self._lane_cap(lane, now):
                     continue
                 if lane.stalled >= self._stall_cap or (lane.stalled and total_stalled >= self.concurrency):
                     continue  # a hung host gets no new threads until some of its sends return
@@ -395,8 +448,13 @@ class Sender:
                 if wait > 0:
                     retry_in = wait if retry_in is None else min(retry_in, wait)
                     continue
-                if best is None or (lane.queue[0][0], lane.last_grant) < (best.queue[0][0], best.last_grant):
-                    best = lane
+                key = (lane.queue[0][0], lane.last_grant)
+                if lane.inflight < share:
+                    if best is None or key < (best.queue[0][0], best.last_grant):
+                        best = lane
+                elif spare is None or key < (spare.queue[0][0], spare.last_grant):
+                    spare = lane
+            best = best or spare
             if best is None:
                 break
             _, _, waiter = heapq.heappop(best.queue)
@@ -421,6 +479,25 @@ class Sender:
         timeout: float,
         guard: Guard | None = None,
     ) -> _channels.SendResult:
+        lane.timeout = timeout
+        run = next(self._runs)
+        lane.running[run] = time.monotonic()
+        try:
+            return await self._run_one(lane, channel, title, body, notify_type, body_format, timeout, guard)
+        finally:
+            lane.running.pop(run, None)
+
+    async def _run_one(
+        self,
+        lane: _Host,
+        channel: _channels.Channel,
+        title: str,
+        body: str,
+        notify_type: str,
+        body_format: str | None,
+        timeout: float,
+        guard: Guard | None,
+    ) -> _channels.SendResult:
         send = self._send
         if guard is None:
             job = self._workers.submit(
@@ -440,6 +517,7 @@ class Sender:
         except TimeoutError:
             self._abandon(lane, job)
             lane.timeouts += 1
+            lane.limit = 1.0  # past its deadline: one send at a time until sends answer quickly again
             return _channels.SendResult(
                 False,
                 f"no answer within {timeout:g}s (may have been delivered)",
@@ -454,7 +532,7 @@ class Sender:
                 timer.cancel()
         if not result.ok and guard is not None and guard.refused:
             return _channels.SendResult(False, "refused: the channel's address is not a public one")
-        self._completed(lane, result)
+        self._completed(lane, result, time.monotonic() - began)
         return result
 
     def _abandon(self, lane: _Host, job: concurrent.futures.Future[Any]) -> None:
@@ -475,12 +553,13 @@ class Sender:
         lane.stalled = max(0, lane.stalled - 1)
         self._grant()
 
-    def _completed(self, lane: _Host, result: _channels.SendResult) -> None:
+    def _completed(self, lane: _Host, result: _channels.SendResult, took: float) -> None:
         now = time.monotonic()
         while lane.recent and lane.recent[0] < now - 1.0:
             lane.recent.popleft()
         if result.retry_after is not None:
             return
+        self._adapt(lane, took)
         lane.recent.append(now)  # answers that got through, for the rate after a "slow down"
         lane.sent += 1
         if lane.rate is not None and lane.rate != lane.configured:
@@ -492,6 +571,15 @@ class Sender:
                 lane.rate = grown if lane.configured is None or grown < lane.configured else lane.configured
                 if lane.configured is None and lane.rate > 10_000:
                     lane.rate = None
+
+    def _adapt(self, lane: _Host, took: float) -> None:
+        """AIMD on latency: a quick answer widens the host's cap by one, a slow one halves it."""
+        if took > self._slow_after(lane):
+            lane.limit = max(1.0, min(lane.limit / 2, float(SLOW_HOST_CAP)))
+        else:
+            lane.limit = min(float(self._host_cap), lane.limit + 1.0)
+        lane.latency = took if lane.latency is None else 0.8 * lane.latency + 0.2 * took
+        self._latency = took if self._latency is None else 0.95 * self._latency + 0.05 * took
 
     def _throttled(self, lane: _Host, retry_after: float) -> None:
         """The host said "slow down": pause it for as long as it asked and lower its rate."""

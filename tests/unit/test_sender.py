@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 
 from alertd.channels import Channel, SendResult
-from alertd.channels.sender import Sender
+from alertd.channels.sender import INITIAL_HOST_CAP, Sender
 from alertd.core.render import DEFAULT_LIMITS
 
 
@@ -176,4 +176,132 @@ async def test_a_send_can_keep_its_slot_until_its_outcome_is_recorded() -> None:
         held.set_result(None)
         await until(lambda: sender.free == 1)
     finally:
+        sender.close()
+
+
+class Gates:
+    """Per host, sends that block until that host's gate opens; counts the sends started per host."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.gates: dict[str, threading.Event] = {}
+
+    def gate(self, host: str) -> threading.Event:
+        gate = self.gates[host] = threading.Event()
+        self.service.behaviour[host] = lambda body: SendResult(gate.wait(30))
+        return gate
+
+    def started(self, host: str) -> int:
+        with self.service.lock:
+            return sum(1 for c in self.service.calls if c.startswith(f"{host}:"))
+
+
+async def warm(sender: Sender, host: str, count: int = 20) -> None:
+    """Quick answers from ``host``: its adaptive cap grows to the most one host may hold."""
+    results = await asyncio.gather(
+        *(sender.send(channel(host, f"w{i}"), "t", f"w{i}", "info", timeout=30) for i in range(count))
+    )
+    assert all(r.ok for r in results)
+
+
+async def test_a_hanging_host_holds_only_its_small_cap_and_a_fast_host_gets_the_rest() -> None:
+    service = Service()
+    gates = Gates(service)
+    service.behaviour["hang"] = service.hang
+    sender = Sender(16, send=service)  # fair share of two hosts: 8 each; no host more than 12
+    tasks: list[asyncio.Task[SendResult]] = []
+    fast_gate = threading.Event()
+    try:
+        await warm(sender, "fast")  # it answered quickly so far: its cap grew to 12
+        fast_gate = gates.gate("fast")
+        tasks += [
+            asyncio.create_task(sender.send(channel("hang", str(i)), "t", f"h{i}", "info", timeout=30))
+            for i in range(50)
+        ]
+        await until(lambda: gates.started("hang") == INITIAL_HOST_CAP)
+        tasks += [
+            asyncio.create_task(sender.send(channel("fast", str(i)), "t", f"f{i}", "info", timeout=30))
+            for i in range(50)
+        ]
+        await until(lambda: gates.started("fast") == 20 + 12)
+        # the hanging host never answered, so its cap never grew past where every host starts; the
+        # slots it cannot use went to the fast host, beyond its fair share of 8
+        assert sender.free == 0
+        assert gates.started("hang") == INITIAL_HOST_CAP
+        assert sender.stats().in_flight == 16
+        fast_gate.set()
+        await until(lambda: gates.started("fast") == 20 + 50)
+        assert gates.started("hang") == INITIAL_HOST_CAP  # still hanging: it got none of the freed slots
+    finally:
+        fast_gate.set()
+        service.release.set()
+        await asyncio.gather(*tasks)
+        sender.close()
+
+
+async def test_a_host_past_its_deadline_gets_one_send_at_a_time_until_it_answers_quickly() -> None:
+    service = Service()
+    gates = Gates(service)
+    sender = Sender(32, send=service)  # up to 8 stalled threads per host
+    tasks: list[asyncio.Task[SendResult]] = []
+    try:
+        await warm(sender, "h")  # it was quick: its cap grew
+        service.behaviour["h"] = service.hang
+        timed_out = await asyncio.gather(
+            *(sender.send(channel("h", f"s{i}"), "t", f"s{i}", "info", timeout=0.2) for i in range(4))
+        )
+        assert all(r.timed_out for r in timed_out)
+        gate = gates.gate("h")  # the service is back, but slow to answer for now
+        tasks = [
+            asyncio.create_task(sender.send(channel("h", f"n{i}"), "t", f"n{i}", "info", timeout=30))
+            for i in range(10)
+        ]
+        await until(lambda: any(c == "h:n0" for c in service.calls))
+        await asyncio.sleep(0)
+        assert sender.stats().in_flight == 1 and sender.stats().queued == 9
+        gate.set()  # quick answers again: the cap grows back and everything goes
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 15)
+        assert all(r.ok for r in results)
+    finally:
+        service.release.set()
+        for g in gates.gates.values():
+            g.set()
+        await asyncio.gather(*tasks)
+        sender.close()
+
+
+async def test_two_fast_hosts_still_share_the_slots_evenly() -> None:
+    service = Service()
+    gates = Gates(service)
+    sender = Sender(8, send=service)
+    tasks: list[asyncio.Task[SendResult]] = []
+    try:
+        await warm(sender, "a")
+        await warm(sender, "b")  # both may now hold up to 6 of the 8 slots
+        blockers = [gates.gate("x"), gates.gate("y")]
+        tasks += [
+            asyncio.create_task(sender.send(channel(host, str(i)), "t", f"{host}{i}", "info", timeout=30))
+            for host in ("x", "y")
+            for i in range(INITIAL_HOST_CAP)
+        ]
+        await until(lambda: sender.free == 0)
+        gate_a, gate_b = gates.gate("a"), gates.gate("b")
+        tasks += [
+            asyncio.create_task(sender.send(channel(host, str(i)), "t", f"{host}{i}", "info", timeout=30))
+            for i in range(20)
+            for host in ("a", "b")
+        ]
+        await asyncio.sleep(0)
+        for blocker in blockers:
+            blocker.set()
+        await until(lambda: gates.started("a") + gates.started("b") == 2 * 20 + 8)  # 20 warm-ups each
+        assert gates.started("a") - 20 == 4 and gates.started("b") - 20 == 4
+        assert sender.free == 0
+        gate_a.set()
+        gate_b.set()
+        assert all(r.ok for r in await asyncio.wait_for(asyncio.gather(*tasks), 15))
+    finally:
+        for g in gates.gates.values():
+            g.set()
+        await asyncio.gather(*tasks)
         sender.close()
