@@ -14,6 +14,8 @@ One mechanism answers four needs (issues 11 and 12):
   its sends has gone unanswered far longer than sends usually take here, to one
   after a send runs past its deadline. A host whose sends hang therefore holds
   only a few slots, and the others share the rest.
+  :meth:`Sender.ready_in` tells callers when such a host's queue would drain,
+  so they put its rows back instead of holding them in its lane.
 * **A hard deadline per send, and the worker given back.** A send still running
   at its deadline is abandoned: its slot is freed at once and the result is
   "timed out, may have been delivered". Its thread is counted as *stalled* for
@@ -253,16 +255,27 @@ class Sender:
         return max(lane.wait(now) + backlog, stalled, self._hung_for(lane, now))
 
     def _hung_for(self, lane: _Host, now: float) -> float:
-        """A host at its cap whose oldest send is slow: when a slot may free (its deadline), plus its queue."""
+        """A host at its cap: about when its queue drains, so callers hold no rows that would wait long.
+
+        One round of sends takes the host's usual latency, or, for a host that never
+        answered while others did, at least as long as its oldest send has been running; a slow send
+        (see :meth:`_slow_after`) is expected to take its whole timeout.
+        """
         if not lane.running:
-            return 0.0
-        age = now - next(iter(lane.running.values()))
-        if age <= self._slow_after(lane):
             return 0.0
         cap = self._lane_cap(lane, now)
         if lane.inflight < cap:
             return 0.0
-        return max(0.0, lane.timeout - age) + lane.timeout * len(lane.queue) / cap
+        age = now - next(iter(lane.running.values()))
+        if age > self._slow_after(lane):
+            return max(0.0, lane.timeout - age) + lane.timeout * len(lane.queue) / cap
+        if lane.latency is not None:
+            per_round = lane.latency
+        elif self._latency is not None and age > SLOW_FACTOR * self._latency:
+            per_round = age  # never answered, while other hosts answer far sooner
+        else:
+            return 0.0  # too early to tell (a first send may load a plugin)
+        return per_round * (len(lane.queue) + 1) / cap
 
     def pause(self, host: str, seconds: float) -> None:
         lane = self._lane(host)

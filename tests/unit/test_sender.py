@@ -305,3 +305,25 @@ async def test_two_fast_hosts_still_share_the_slots_evenly() -> None:
             g.set()
         await asyncio.gather(*tasks)
         sender.close()
+
+
+async def test_a_host_that_never_answers_while_others_do_is_not_ready() -> None:
+    """Callers ask ``ready_in`` before holding a row for a host: rows for a host stuck at its cap
+    are put back rather than kept waiting in its lane (they would crowd out other hosts' rows)."""
+    service = Service()
+    service.behaviour["hang"] = service.hang
+    sender = Sender(16, send=service)
+    tasks: list[asyncio.Task[SendResult]] = []
+    try:
+        await warm(sender, "fast")  # sends here answer quickly
+        tasks = [
+            asyncio.create_task(sender.send(channel("hang", str(i)), "t", f"h{i}", "info", timeout=30))
+            for i in range(INITIAL_HOST_CAP + 10)
+        ]
+        await until(lambda: sender.ready_in("hang") > 2.0)  # its oldest send outlives the usual answer
+        assert sender.ready_in("fast") == 0
+        assert sender.stats().per_host["hang"]["sent"] == 0
+    finally:
+        service.release.set()
+        await asyncio.gather(*tasks)
+        sender.close()
