@@ -1040,16 +1040,25 @@ class Dispatcher:
 
     async def _settle(self, *, wait: float | None) -> None:
         """Let in-flight sends finish (up to ``wait`` seconds; None = as long as they take), write every outcome."""
-        if self._inflight:
-            _done, pending = await asyncio.wait(set(self._inflight), timeout=wait)
-            if pending:
-                log.warning(
-                    "deliveries still running at the stop; they are sent again at the next start",
-                    count=len(pending),
-                )
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else loop.time() + wait
+        while self._inflight:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            await asyncio.wait(set(self._inflight), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            # Finished sends hold their slots until written: write them as they come, so the
+            # sends queued behind them (their host's lane) get a slot and finish too.
+            await self.recorder.flush(force=True)
+        pending = set(self._inflight)
+        if pending:
+            log.warning(
+                "deliveries still running at the stop; they are sent again at the next start",
+                count=len(pending),
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         for _ in range(5):  # the store may be briefly busy: a few tries before giving up the record
             if await self.recorder.flush(force=True) and not self.recorder.buffer:
                 break
