@@ -65,7 +65,7 @@ RATE_LIMIT_REQUEUES = 3
 #: Idle worker threads beyond the concurrency exit; idle ones exit after this many seconds.
 IDLE_THREAD_SECONDS = 60.0
 #: A host's adaptive cap starts here: a host never heard from cannot take every slot at once.
-INITIAL_HOST_CAP = 4
+INITIAL_HOST_CAP = 8
 #: … and falls to this while one of its sends goes unanswered for long (see :meth:`Sender._slow_after`).
 SLOW_HOST_CAP = 2
 #: A send is "slow" after this many times the usual latency, never sooner than SLOW_FLOOR seconds

@@ -208,11 +208,11 @@ async def test_a_hanging_host_holds_only_its_small_cap_and_a_fast_host_gets_the_
     service = Service()
     gates = Gates(service)
     service.behaviour["hang"] = service.hang
-    sender = Sender(16, send=service)  # fair share of two hosts: 8 each; no host more than 12
+    sender = Sender(32, send=service)  # fair share of two hosts: 16 each; no host more than 24
     tasks: list[asyncio.Task[SendResult]] = []
     fast_gate = threading.Event()
     try:
-        await warm(sender, "fast")  # it answered quickly so far: its cap grew to 12
+        await warm(sender, "fast")  # it answered quickly so far: its cap grew to 24
         fast_gate = gates.gate("fast")
         tasks += [
             asyncio.create_task(sender.send(channel("hang", str(i)), "t", f"h{i}", "info", timeout=30))
@@ -223,12 +223,12 @@ async def test_a_hanging_host_holds_only_its_small_cap_and_a_fast_host_gets_the_
             asyncio.create_task(sender.send(channel("fast", str(i)), "t", f"f{i}", "info", timeout=30))
             for i in range(50)
         ]
-        await until(lambda: gates.started("fast") == 20 + 12)
+        await until(lambda: gates.started("fast") == 20 + 24)
         # the hanging host never answered, so its cap never grew past where every host starts; the
-        # slots it cannot use went to the fast host, beyond its fair share of 8
+        # slots it cannot use went to the fast host, beyond its fair share of 16
         assert sender.free == 0
         assert gates.started("hang") == INITIAL_HOST_CAP
-        assert sender.stats().in_flight == 16
+        assert sender.stats().in_flight == 32
         fast_gate.set()
         await until(lambda: gates.started("fast") == 20 + 50)
         assert gates.started("hang") == INITIAL_HOST_CAP  # still hanging: it got none of the freed slots
@@ -282,7 +282,7 @@ async def test_two_fast_hosts_still_share_the_slots_evenly() -> None:
         tasks += [
             asyncio.create_task(sender.send(channel(host, str(i)), "t", f"{host}{i}", "info", timeout=30))
             for host in ("x", "y")
-            for i in range(INITIAL_HOST_CAP)
+            for i in range(4)
         ]
         await until(lambda: sender.free == 0)
         gate_a, gate_b = gates.gate("a"), gates.gate("b")
