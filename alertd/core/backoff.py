@@ -21,13 +21,21 @@ def backoff_ceiling(attempt: int, *, base: float, cap: float) -> float:
     return min(cap, base * 2.0**doublings)
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, draw: float) -> float:
-    """Seconds to wait after ``attempt`` consecutive failures: full jitter, i.e. uniform(0, ceiling).
+def backoff_delay(attempt: int, *, base: float, cap: float, draw: float, floor: float = 0.0) -> float:
+    """Seconds to wait after ``attempt`` consecutive failures: uniform(floor × ceiling, ceiling).
 
     ``draw`` is a uniform random number in [0, 1) (``random.random()``); the delay is
-    ``draw * backoff_ceiling(attempt, base=base, cap=cap)``. Full jitter spreads the
-    retries of many clients over the whole window instead of synchronising them
-    (AWS Architecture Blog, "Exponential Backoff And Jitter"). A ``draw`` outside
-    [0, 1] is clamped into it.
+    ``ceiling * (floor + (1 - floor) * draw)`` with ``ceiling = backoff_ceiling(attempt, ...)``.
+
+    * ``floor=0`` (the default) is full jitter: polls of a failing upstream spread over the
+      whole window instead of synchronising (AWS Architecture Blog, "Exponential Backoff
+      And Jitter").
+    * ``floor=0.5`` is "equal jitter": never sooner than half the ceiling. Delivery retries
+      use it, so a channel's few attempts cannot all be spent within seconds of a short
+      outage of its service.
+
+    A ``draw`` or ``floor`` outside [0, 1] is clamped into it.
     """
-    return min(max(draw, 0.0), 1.0) * backoff_ceiling(attempt, base=base, cap=cap)
+    floor = min(max(floor, 0.0), 1.0)
+    draw = min(max(draw, 0.0), 1.0)
+    return backoff_ceiling(attempt, base=base, cap=cap) * (floor + (1.0 - floor) * draw)

@@ -53,6 +53,7 @@ from alertd.channels.guard import Guard
 from alertd.channels.sender import Sender
 from alertd.config import DeliveryConfig, Settings
 from alertd.core import render
+from alertd.core.backoff import backoff_delay
 from alertd.core.model import AlertEvent, AlertKind, EventStatus
 from alertd.core.tracker import event_id
 from alertd.errors import StoreError
@@ -76,7 +77,7 @@ __all__ = [
     "RenderStage",
     "SendStage",
     "Stage",
-    "backoff_delay",
+    "retry_delay",
     "send_test",
 ]
 
@@ -106,10 +107,13 @@ STEP_TOLERANCE = 60.0
 MAYBE_DELIVERED = "may have been delivered"
 
 
-def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """``base * 2**(attempt-1)`` capped at ``cap``, with ±25 % jitter so a recovering sink is not stampeded."""
-    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return min(cap, delay * (0.75 + 0.5 * rand()))
+#: Delivery retries wait at least this share of the backoff ceiling ("equal jitter", core/backoff).
+RETRY_FLOOR = 0.5
+
+
+def retry_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """The wait before a delivery's next attempt: the one backoff rule, with equal jitter."""
+    return backoff_delay(attempt, base=base, cap=cap, draw=rand(), floor=RETRY_FLOOR)
 
 
 def _utcnow() -> datetime:
@@ -562,7 +566,7 @@ class RecordStage:
         elif item.attempts >= self.delivery.max_attempts:
             give_up = result.detail
         if give_up is None:
-            delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
+            delay = retry_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
             log.warning("delivery failed", **self._fields(job), retry_in=_seconds(delay), error=result.detail)
             retry_at = self.ages.now() + timedelta(seconds=delay)
             return replace(
@@ -1025,7 +1029,7 @@ class Dispatcher:
                 "delivery crashed", event=job.item.event.id, channel=channels.mask(job.item.channel)
             )
             item = job.item
-            delay = backoff_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
+            delay = retry_delay(item.attempts, self.delivery.retry_base, self.delivery.retry_max)
             retry_at = self._clock() + timedelta(seconds=delay)
             self.recorder.add(
                 Outcome(item.id, item.attempts, "pending", f"internal error: {type(exc).__name__}", retry_at),

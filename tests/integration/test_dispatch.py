@@ -25,7 +25,7 @@ from alertd.core.model import AlertEvent, AlertKind, EventStatus, Region, Region
 from alertd.core.tracker import StepResult, TrackerState, event_id
 from alertd.errors import StoreError
 from alertd.logs import line as log_line
-from alertd.run.dispatch import Dispatcher, backoff_delay, send_test
+from alertd.run.dispatch import Dispatcher, retry_delay, send_test
 from alertd.store.base import Outcome
 from alertd.store.sqlite import OutboxRow, Store
 
@@ -460,11 +460,12 @@ async def test_send_test_reports_real_outcomes(tmp_path: Path, store: Store, jso
     assert store.outbox_counts() == {}  # not through the outbox
 
 
-def test_backoff_is_exponential_capped_and_jittered() -> None:
-    assert backoff_delay(1, 2.0, 300.0, rand=lambda: 0.5) == 2.0
-    assert backoff_delay(3, 2.0, 300.0, rand=lambda: 0.5) == 8.0
-    assert backoff_delay(20, 2.0, 300.0, rand=lambda: 1.0) == 300.0
-    assert 1.5 <= backoff_delay(1, 2.0, 300.0) <= 2.5
+def test_retry_backoff_is_exponential_capped_and_never_sooner_than_half() -> None:
+    assert retry_delay(1, 2.0, 300.0, rand=lambda: 0.0) == 1.0
+    assert retry_delay(1, 2.0, 300.0, rand=lambda: 1.0) == 2.0
+    assert retry_delay(3, 2.0, 300.0, rand=lambda: 0.5) == 6.0
+    assert retry_delay(20, 2.0, 300.0, rand=lambda: 1.0) == 300.0
+    assert 1.0 <= retry_delay(1, 2.0, 300.0) <= 2.0
 
 
 async def test_end_waits_while_its_start_is_in_flight(

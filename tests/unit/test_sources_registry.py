@@ -105,3 +105,9 @@ def test_backoff_ceiling_doubles_from_base_and_stops_at_the_cap() -> None:
 def test_backoff_clamps_a_draw_outside_zero_one() -> None:
     assert backoff_delay(1, base=5.0, cap=60.0, draw=-1.0) == 0.0
     assert backoff_delay(1, base=5.0, cap=60.0, draw=7.0) == 5.0
+
+
+def test_equal_jitter_floor_keeps_half_the_ceiling() -> None:
+    assert backoff_delay(3, base=2.0, cap=300.0, draw=0.0, floor=0.5) == 4.0
+    assert backoff_delay(3, base=2.0, cap=300.0, draw=1.0, floor=0.5) == 8.0
+    assert backoff_delay(3, base=2.0, cap=300.0, draw=0.5, floor=2.0) == 8.0  # floor clamped to 1
