@@ -57,6 +57,7 @@ from typing import Any
 
 from alertd import channels as _channels
 from alertd.channels.guard import Guard
+from alertd.channels.keepalive import KeepAlive
 
 __all__ = ["Sender", "SenderStats"]
 
@@ -220,12 +221,16 @@ class Sender:
         name: str = "alertd-send",
         guard: Callable[[_channels.Channel], str | None] | None = None,
         send: Callable[..., _channels.SendResult] | None = None,
+        keepalive: KeepAlive | None = None,
     ) -> None:
         self.concurrency = max(1, concurrency)
         self._rates = dict(rates or {})
         self._guard = guard
         self._send = send or _channels.send
         self._workers = _Workers(name, self.concurrency)
+        # Unguarded sends reuse their host's connections (room for every slot plus stalled threads).
+        self.keepalive = keepalive or KeepAlive(2 * self.concurrency)
+        self._reaper: asyncio.TimerHandle | None = None
         self._hosts: dict[str, _Host] = {}
         self._free = self.concurrency
         self._seq = itertools.count()
@@ -378,7 +383,10 @@ class Sender:
         """Let idle threads end (a send still running finishes in the background)."""
         if self._timer is not None:
             self._timer.cancel()
+        if self._reaper is not None:
+            self._reaper.cancel()
         self._workers.close()
+        self.keepalive.close()
 
     # -- lanes ---------------------------------------------------------------------------------
     def _lane(self, host: str) -> _Host:
@@ -512,11 +520,15 @@ class Sender:
         guard: Guard | None,
     ) -> _channels.SendResult:
         send = self._send
-        if guard is None:
+        if guard is None:  # over the host's kept-alive connections (never for a guarded send: see keepalive)
+            keep = self.keepalive
             job = self._workers.submit(
-                lambda: send(channel, title, body, notify_type, body_format, timeout=timeout)
+                lambda: keep.run(
+                    channel.host, send, channel, title, body, notify_type, body_format, timeout=timeout
+                )
             )
             timer = None
+            self._schedule_reap()
         else:  # the guard cuts the send's sockets at the deadline, so its thread really comes back
             job = self._workers.submit(
                 lambda: guard.run(send, channel, title, body, notify_type, body_format, timeout=timeout)
@@ -547,6 +559,16 @@ class Sender:
             return _channels.SendResult(False, "refused: the channel's address is not a public one")
         self._completed(lane, result, time.monotonic() - began)
         return result
+
+    def _schedule_reap(self) -> None:
+        """Close idle hosts' connections :data:`keepalive.IDLE_SECONDS` after their last send."""
+        if self._reaper is None and self._loop is not None and not self._loop.is_closed():
+            self._reaper = self._loop.call_later(self.keepalive.idle + 1.0, self._reap)
+
+    def _reap(self) -> None:
+        self._reaper = None
+        if self.keepalive.reap():
+            self._schedule_reap()
 
     def _abandon(self, lane: _Host, job: concurrent.futures.Future[Any]) -> None:
         """Stop waiting for a send still running: its thread is stalled on this host until it returns."""

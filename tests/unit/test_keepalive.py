@@ -1,0 +1,191 @@
+"""Kept-alive connections for sends (alertd.channels.keepalive), against a real local HTTP/1.1 server.
+
+The server counts TCP connections and remembers each request's headers, so the
+tests assert what a service would see: how many connections, which cookies,
+which proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+import requests
+
+from alertd import channels
+from alertd.channels.guard import Guard
+from alertd.channels.keepalive import KeepAlive
+from alertd.channels.sender import Sender
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.connections = 0
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.set_cookie = False
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        with self.lock:
+            self.connections += 1
+        return sock, addr
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real services
+    server: _Server
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        with self.server.lock:
+            self.server.requests.append({"path": self.path, "cookie": self.headers.get("Cookie")})
+        self.send_response(200)
+        if self.server.set_cookie:
+            self.send_header("Set-Cookie", "session=resident-a; Path=/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _channel(server: _Server, path: str) -> channels.Channel:
+    ch = channels.load(f"json://127.0.0.1:{server.server_address[1]}/{path}", timeout=5)
+    assert ch.usable, ch.error
+    return ch
+
+
+def _send(keep: KeepAlive, ch: channels.Channel, body: str = "b") -> channels.SendResult:
+    return keep.run(ch.host, channels.send, ch, "t", body, channels.FAILURE)
+
+
+def test_sends_to_one_host_share_a_connection(server: _Server) -> None:
+    keep = KeepAlive(4)
+    results = [_send(keep, _channel(server, f"c{i}")) for i in range(20)]
+    assert all(r.ok for r in results)
+    assert len(server.requests) == 20
+    assert server.connections == 1
+    keep.close()
+
+
+def test_without_keepalive_every_send_opens_a_connection(server: _Server) -> None:
+    """The plain path is untouched: Apprise's own behaviour outside KeepAlive.run."""
+    for i in range(3):
+        ch = _channel(server, f"c{i}")
+        assert channels.send(ch, "t", "b", channels.FAILURE).ok
+    assert server.connections == 3
+
+
+def test_no_cookie_rides_along_with_another_residents_message(server: _Server) -> None:
+    server.set_cookie = True
+    keep = KeepAlive(2)
+    assert _send(keep, _channel(server, "resident-a")).ok
+    assert _send(keep, _channel(server, "resident-b")).ok
+    assert server.connections == 1  # the same connection …
+    assert [r["cookie"] for r in server.requests] == [None, None]  # … but no cookie carried over
+    keep.close()
+
+
+def test_idle_hosts_are_closed_and_the_next_send_reconnects(server: _Server) -> None:
+    now = [0.0]
+    keep = KeepAlive(2, idle=30.0, clock=lambda: now[0])
+    ch = _channel(server, "c")
+    assert _send(keep, ch).ok
+    now[0] = 10.0
+    assert keep.reap() == 1  # not idle long enough
+    now[0] = 41.0
+    assert keep.reap() == 0 and len(keep) == 0
+    assert _send(keep, ch).ok
+    assert server.connections == 2
+    now[0] = 100.0
+    assert _send(keep, ch).ok  # idle past the limit at the next send: a fresh connection, no reap needed
+    assert server.connections == 3
+    assert keep.opened == 3
+    keep.close()
+
+
+def test_environment_proxy_is_honoured(server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """http_proxy still applies, as it would to Apprise's own requests.post (read once per origin)."""
+    port = server.server_address[1]
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("no_proxy", "")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    keep = KeepAlive(2)
+    ch = channels.load("json://service.invalid/c", timeout=5)  # only reachable through the "proxy"
+    assert _send(keep, ch).ok
+    assert server.requests and server.requests[0]["path"].startswith("http://service.invalid/")
+    keep.close()
+
+
+def test_no_proxy_keeps_loopback_direct(server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    keep = KeepAlive(2)
+    assert _send(keep, _channel(server, "c")).ok
+    assert server.requests[0]["path"] == "/c"
+    keep.close()
+
+
+def test_plain_requests_outside_a_send_are_unchanged(server: _Server) -> None:
+    keep = KeepAlive(2)
+    assert _send(keep, _channel(server, "c")).ok
+    url = f"http://127.0.0.1:{server.server_address[1]}/direct"
+    assert requests.post(url, data=b"x", timeout=5).status_code == 200
+    assert server.connections == 2  # the direct call did not borrow the kept connection
+    keep.close()
+
+
+def test_sender_reuses_connections_but_never_for_a_guarded_send(server: _Server) -> None:
+    """A resident's raw URL is checked at every connect: it never gets a connection vetted for another."""
+    port = server.server_address[1]
+    checked: list[tuple[str, int]] = []
+
+    def permit(address: str, p: int) -> bool:
+        checked.append((address, p))
+        return p == port
+
+    async def scenario() -> None:
+        sender = Sender(4)
+        try:
+            chans = [_channel(server, f"c{i}") for i in range(12)]
+            for ch in chans:  # one at a time: each finds the connection the last one left
+                assert (await sender.send(ch, "t", "b", channels.FAILURE, timeout=5)).ok
+            assert server.connections == 1
+            for i in range(3):
+                guarded = await sender.send(
+                    _channel(server, f"g{i}"),
+                    "t",
+                    "b",
+                    channels.FAILURE,
+                    timeout=5,
+                    guard=Guard(permit=permit),
+                )
+                assert guarded.ok
+            assert server.connections == 4  # each guarded send connected (and was checked) itself
+            assert len(checked) == 3
+        finally:
+            sender.close()
+
+    asyncio.run(scenario())
