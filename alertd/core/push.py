@@ -40,8 +40,10 @@ def apply_push(state: TrackerState, snapshot: Snapshot, now: datetime) -> StepRe
     diff = SourceDiff(state, src, now, frozenset(), announce=True)
     diff.entries = dict(old_entries)
     for key, alert in reported.items():
-        if key in old_entries:
+        old = old_entries.get(key)
+        if old is not None and old.holds:
             continue  # known to the polls: whatever they decide about it stands
+        # new, or this source had confirmed it over: it says "alert" again, so it holds it again
         diff.reported(key, alert, None)  # a start, unless another source already started it
     if diff.entries == old_entries:
         return StepResult(state, [], [], frozenset(), False)

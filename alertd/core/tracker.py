@@ -11,8 +11,13 @@ The promises, and where they live:
   good polls without it, or an explicit end record; a state feed dropping from
   many alerts to none at once is held as suspicious until it repeats.
 * **No duplicates** — alerts are merged by (region, kind) across sources: the
-  first source to report starts it, the end comes when no source reports it.
+  first source to report starts it, the end comes when no source whose word
+  still counts reports it (see :meth:`SourceDiff.end`).
   Event ids derive from (region, kind, start, status) so a replay is a no-op.
+* **No delayed all-clear** — a source that has confirmed the end while another
+  still held the alert open keeps a *confirmed over* entry; each of its later polls
+  asks again, so the end comes as soon as the other source says so too, or falls
+  silent (down past its allowance), not only when that source comes back.
 * **No flood on start-up** — a source's first ever good poll is a baseline:
   what is active is recorded with the source's own start time, not announced
   (unless ``announce_existing``).
@@ -53,7 +58,14 @@ class TrackerPolicy:
 
 @dataclass(frozen=True)
 class SourceEntry:
-    """One source's report of one alert, with how many good polls it has been missing."""
+    """One source's report of one alert, with how many good polls it has been missing.
+
+    An entry with ``confirmed_over`` set is no longer a report: the source has confirmed the
+    end of the alert whose start event id it holds, while another source still held it open.
+    It never holds an alert open; it stays so that this source's later polls can end the
+    alert once no other source whose word still counts reports it (:meth:`SourceDiff.recheck`).
+    Its ``missing_since`` is then the end time this source gave.
+    """
 
     region: Region
     kind: AlertKind
@@ -63,10 +75,17 @@ class SourceEntry:
     details: str = ""
     missing: int = 0
     missing_since: datetime | None = None
+    #: the ``start_event_id`` of the alert this source has confirmed over, else None (a report)
+    confirmed_over: str | None = None
 
     @property
     def key(self) -> Key:
         return (self.region.code, self.kind)
+
+    @property
+    def holds(self) -> bool:
+        """Whether this entry still says "alert" (reported, or missing but not yet confirmed over)."""
+        return self.confirmed_over is None
 
 
 @dataclass(frozen=True)
@@ -171,7 +190,11 @@ def apply_snapshot(
     ``silent_sources`` are sources whose last word no longer counts: down longer than
     their allowance, or no longer configured. Their old reports must not hold an alert
     open after every live source has confirmed its end — the all-clear matters as
-    much as the alarm — so an end is decided by the sources that still answer.
+    much as the alarm — so an end is decided by the sources that still answer. A source
+    that is failing but within its allowance is not silent: its last "alert" still holds.
+    Because a source may pass its allowance long after this source confirmed the end,
+    the confirmation is kept (a *confirmed over* entry) and checked again at every poll
+    of this source: the end is emitted at the first poll that finds no holder left.
     """
     src = snapshot.source
     status = state.sources.get(src, SourceStatus())
@@ -194,8 +217,10 @@ def apply_snapshot(
     for key, old in old_entries.items():
         if key in reported:
             continue
-        if key in explicit_ends:
-            diff.end(key, explicit_ends[key].ended_at or now)
+        if not old.holds:
+            diff.recheck(key, old)
+        elif key in explicit_ends:
+            diff.end(key, old, explicit_ends[key].ended_at or now)
         else:
             diff.missing(key, old, policy)
 
@@ -348,21 +373,58 @@ class SourceDiff:
         else:
             confirmed = missing >= policy.end_confirmations
         if confirmed:
-            self.end(key, since)
+            self.end(key, replace(old, missing=missing), since)
         else:
             self.entries[key] = replace(old, missing=missing, missing_since=since)
 
-    def end(self, key: Key, ended_at: datetime) -> None:
-        """This source says ``key`` is over: it ends unless another live source still reports it."""
+    def end(self, key: Key, old: SourceEntry, ended_at: datetime) -> None:
+        """This source says ``key`` is over: it ends unless another source whose word counts holds it.
+
+        Held open, this source's word is kept as a *confirmed over* entry for that very alert
+        (its start event id), so that :meth:`recheck` can end it at a later poll.
+        """
         current = self.active.get(key)
         if current is None:
             return
-        if any(
-            key in entries
-            for source, entries in self.state.entries.items()
-            if source != self.src and source not in self.silent_sources
-        ):
+        if ended_at < current.started_at:
+            # This source's word predates the alert: it stopped reporting an earlier one under
+            # the same key (while silent), and another source started this one since. It says
+            # "over" as of this poll; an end before the start would read absurdly, and as the
+            # next start's floor (recent_ends) it could mint an id already used.
+            ended_at = self.now
+        if self._held_elsewhere(key):
+            self.entries[key] = replace(old, missing_since=ended_at, confirmed_over=current.start_event_id)
             return
+        self._end(key, current, ended_at)
+
+    def recheck(self, key: Key, old: SourceEntry) -> None:
+        """This source confirmed ``key`` over earlier; does another source still hold it open?
+
+        Ends it once none does: the other source has confirmed the end itself meanwhile
+        (its own poll ended it then), or it has fallen silent (down past its allowance).
+        The confirmation is for one alert only: once that alert has ended, or a new one
+        under the same key began that this source does not report, it is forgotten. So an
+        alert only another source reports is never ended by this source's polls.
+        """
+        current = self.active.get(key)
+        if current is None or current.start_event_id != old.confirmed_over:
+            return  # dropped: the alert it confirmed over is gone
+        if self._held_elsewhere(key):
+            self.entries[key] = old
+            return
+        self._end(key, current, old.missing_since or self.now)
+
+    def _held_elsewhere(self, key: Key) -> bool:
+        """Whether another source whose word still counts (not silent) still says ``key`` is on."""
+        for source, entries in self.state.entries.items():
+            if source == self.src or source in self.silent_sources:
+                continue
+            entry = entries.get(key)
+            if entry is not None and entry.holds:
+                return True
+        return False
+
+    def _end(self, key: Key, current: Active, ended_at: datetime) -> None:
         del self.active[key]
         self.recent_ends[key] = ended_at
         self.changed.add(key)
@@ -448,7 +510,8 @@ def unchanged_snapshot(state: TrackerState, source: str) -> Snapshot:
     """What ``source`` said at its last good poll, for a poll answered "not modified".
 
     Re-applying it counts one more good poll for alerts already missing, so a
-    304 still moves a pending end towards confirmation.
+    304 still moves a pending end towards confirmation, and re-checks the alerts this
+    source confirmed over (their entries are not reports, so they are not repeated).
     """
     entries = state.entries.get(source, {}).values()
     return Snapshot(
@@ -463,7 +526,7 @@ def unchanged_snapshot(state: TrackerState, source: str) -> Snapshot:
                 details=e.details,
             )
             for e in entries
-            if e.missing == 0
+            if e.missing == 0 and e.holds
         ),
     )
 
@@ -478,7 +541,10 @@ def shift_clock(state: TrackerState, step: timedelta) -> TrackerState:
     """
     entries = {
         source: {
-            key: replace(entry, missing_since=entry.missing_since + step) if entry.missing_since else entry
+            # a confirmed-over entry's missing_since is the end time to announce, not a timer
+            key: replace(entry, missing_since=entry.missing_since + step)
+            if entry.missing_since and entry.holds
+            else entry
             for key, entry in by_key.items()
         }
         for source, by_key in state.entries.items()

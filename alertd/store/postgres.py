@@ -67,7 +67,7 @@ except ImportError as exc:  # pragma: no cover - exercised by test_store_url's m
 
 log = get_logger("alertd.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n+1. Each runs in
 # one transaction under an advisory lock, so instances starting together migrate once.
@@ -213,6 +213,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;
     CREATE INDEX outbox_claim ON outbox (state, priority, id);
+    """,
+    # 2: a source's confirmed end of an alert another source still held open (tracker
+    # SourceEntry.confirmed_over). Existing rows are reports (NULL), as they were.
+    """
+    ALTER TABLE source_alerts ADD COLUMN confirmed_over TEXT;
     """,
 ]
 
@@ -378,8 +383,8 @@ class PostgresStore:
             rev = _meta_int(db, "tracker_rev")
             entries: dict[str, dict[Key, SourceEntry]] = {}
             for row in db.execute(
-                "SELECT source, region, kind, source_id, started_at, severity, details, missing, missing_since "
-                "FROM source_alerts"
+                "SELECT source, region, kind, source_id, started_at, severity, details, missing, "
+                "missing_since, confirmed_over FROM source_alerts"
             ):
                 entry = SourceEntry(
                     region=Region.model_validate_json(row[1]),
@@ -390,6 +395,7 @@ class PostgresStore:
                     details=row[6],
                     missing=row[7],
                     missing_since=row[8],
+                    confirmed_over=row[9],
                 )
                 entries.setdefault(row[0], {})[entry.key] = entry
             active: dict[Key, Active] = {}
@@ -475,7 +481,8 @@ class PostgresStore:
                 with db.cursor() as cur:
                     cur.executemany(
                         "INSERT INTO source_alerts (source, region_code, kind, region, source_id, started_at, "
-                        "severity, details, missing, missing_since) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                        "severity, details, missing, missing_since, confirmed_over) "
+                        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         [
                             (
                                 source,
@@ -488,6 +495,7 @@ class PostgresStore:
                                 e.details,
                                 e.missing,
                                 e.missing_since,
+                                e.confirmed_over,
                             )
                             for e in step.state.entries.get(source, {}).values()
                         ],

@@ -70,7 +70,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 #: Error names (``sqlite3.Error.sqlite_errorname``) that mean "someone else holds the lock": retry.
 _TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n+1.
 MIGRATIONS: list[str] = [
@@ -208,6 +208,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;
     CREATE INDEX outbox_claim ON outbox (state, priority, id);
+    """,
+    # 4: a source's confirmed end of an alert another source still held open (tracker
+    # SourceEntry.confirmed_over). Existing rows are reports (NULL), as they were.
+    """
+    ALTER TABLE source_alerts ADD COLUMN confirmed_over TEXT;
     """,
 ]
 
@@ -480,8 +485,8 @@ class SQLiteStore:
     def load_tracker_state(self) -> TrackerState:
         entries: dict[str, dict[Key, SourceEntry]] = {}
         for row in self._read(
-            "SELECT source, region, kind, source_id, started_at, severity, details, missing, missing_since "
-            "FROM source_alerts"
+            "SELECT source, region, kind, source_id, started_at, severity, details, missing, missing_since, "
+            "confirmed_over FROM source_alerts"
         ):
             entry = SourceEntry(
                 region=Region.model_validate_json(row[1]),
@@ -492,6 +497,7 @@ class SQLiteStore:
                 details=row[6],
                 missing=row[7],
                 missing_since=_dt(row[8]),
+                confirmed_over=row[9],
             )
             entries.setdefault(row[0], {})[entry.key] = entry
         active: dict[Key, Active] = {}
@@ -544,7 +550,7 @@ class SQLiteStore:
                 db.execute("DELETE FROM source_alerts WHERE source = ?", (source,))
                 db.executemany(
                     "INSERT INTO source_alerts (source, region_code, kind, region, source_id, started_at, "
-                    "severity, details, missing, missing_since) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "severity, details, missing, missing_since, confirmed_over) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
                             source,
@@ -557,6 +563,7 @@ class SQLiteStore:
                             e.details,
                             e.missing,
                             _ts(e.missing_since),
+                            e.confirmed_over,
                         )
                         for e in step.state.entries.get(source, {}).values()
                     ],

@@ -83,3 +83,62 @@ async def test_a_failing_sources_allowance_runs_on_the_injected_clock(
     finally:
         await daemon.aclose()
         store.close()
+
+
+async def test_the_all_clear_comes_when_a_failing_source_passes_its_allowance_even_across_a_restart(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """alerts.in.ua confirms the end while ukrainealarm fails within its allowance: held open (its
+    last word was "alert"). A restart and a garbage answer change nothing. Once ukrainealarm has
+    been down past its allowance, alerts.in.ua's next good poll ends the alert, once — not only
+    when ukrainealarm comes back."""
+    settings: Settings = load(write_config(tmp_path, upstream))
+    clock = FakeClock(START)
+    store = Store(settings.db_path)
+    daemon = Daemon(settings, REGISTRY, store, clock=clock)
+    try:
+        allowance = next(s for s in daemon.sources if s.name == "ualarm").effective_allowance
+        await poll(daemon)  # baseline
+        upstream.add_alert(KHARKIV_OBLAST, started_at=START)
+        clock.advance(10)
+        await poll(daemon)
+        assert statuses(store) == ["started"]
+        upstream.set_fault("http500", "ukrainealarm_status")
+        upstream.set_fault("http500", "ukrainealarm")
+        clock.advance(10)
+        await poll(daemon)  # ukrainealarm's first failure; alerts.in.ua still reports the alert
+        failing_since = clock.now()
+        upstream.clear_alerts()
+        clock.advance(10)
+        await poll(daemon)
+        first_miss = clock.now()
+        clock.advance(10)
+        await poll(daemon)  # alerts.in.ua has confirmed the end …
+        clock.advance(10)
+        await poll(daemon)
+        assert statuses(store) == ["started"]  # … but ukrainealarm, within its allowance, holds it
+
+        await daemon.aclose()  # a restart keeps alerts.in.ua's confirmed end
+        store.close()
+        store = Store(settings.db_path)
+        daemon = Daemon(settings, REGISTRY, store, clock=clock)
+        upstream.set_fault("garbage", "alerts_in_ua", count=1)
+        clock.advance(allowance)  # ukrainealarm now down past its allowance
+        assert (clock.now() - failing_since).total_seconds() > allowance
+        await poll(daemon)  # alerts.in.ua answers garbage: no all-clear from a failed poll
+        assert statuses(store) == ["started"]
+        clock.advance(10)
+        await poll(daemon)
+        assert statuses(store) == ["started", "ended"]
+        ended = store.events()[-1]
+        assert ended.ended_at == first_miss and ended.observed_at == clock.now()
+        assert store.active_alerts() == []
+
+        upstream.clear_faults()  # ukrainealarm comes back without the alert: nothing more
+        for _ in range(3):
+            clock.advance(10)
+            await poll(daemon)
+        assert statuses(store) == ["started", "ended"]
+    finally:
+        await daemon.aclose()
+        store.close()

@@ -100,6 +100,33 @@ def test_a_step_its_events_and_outbox_rows_survive_a_restart(store_factory):
     assert [a.region.code for a in again.active_alerts()] == ["UA-30"]
 
 
+def test_a_confirmed_end_another_source_holds_open_survives_a_restart(store_factory):
+    """Source a confirms the Kyiv alert over while b (failing, within its allowance) still holds it:
+    a's word is kept across a restart, and a's first poll after b has fallen silent ends it."""
+    key = ("UA-30", AlertKind.AIR_RAID)
+    first = store_factory()
+    state, now = first.load_tracker_state(), T0
+    started = []
+    for source, regions in [("a", ()), ("b", ()), ("a", (KYIV,)), ("b", (KYIV,)), ("a", ())]:
+        snapshot = Snapshot(source=source, alerts=snap(*regions).alerts)
+        step = apply_snapshot(state, snapshot, now, POLICY)  # end_confirmations=1
+        started += first.commit_step(source, step, fan_out, now=now)
+        state, now = step.state, now + timedelta(seconds=10)
+    assert [e.status for e in started] == [EventStatus.STARTED]
+    assert [a.region.code for a in first.active_alerts()] == ["UA-30"]
+    first.close()
+
+    again = store_factory()
+    state = again.load_tracker_state()
+    kept = state.entries["a"][key]
+    assert kept.confirmed_over == started[0].id and kept.missing_since == T0 + timedelta(seconds=40)
+    assert state.entries["b"][key].confirmed_over is None  # b's last word: alert
+    step = apply_snapshot(state, Snapshot(source="a"), now, POLICY, frozenset({"b"}))
+    (ended,) = again.commit_step("a", step, fan_out, now=now)
+    assert ended.status == EventStatus.ENDED and ended.ended_at == T0 + timedelta(seconds=40)
+    assert again.active_alerts() == [] and "a" not in again.load_tracker_state().entries
+
+
 def test_a_replayed_event_is_not_new_and_fans_out_nothing(store):
     (start,) = started_alert(store, KYIV)
     step = StepResult(

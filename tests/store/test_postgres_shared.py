@@ -356,3 +356,31 @@ async def test_healthz_names_this_instance_the_lease_holders_and_the_claims(
     assert body["instances"]["this"] == "b"
     assert body["instances"]["leases"]["aiu"]["holder"] == "a"
     assert body["instances"]["claimed"] == {"a": 3}
+
+
+def test_a_database_from_before_confirmed_ends_loads_and_its_reports_still_hold(pg_url: str) -> None:
+    """A database at schema 2 (before SourceEntry.confirmed_over) migrates in place: every stored
+    entry is a report, as it was, so no alert it holds open can end by the upgrade."""
+    import psycopg
+
+    from alertd.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
+
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        for migration in MIGRATIONS[:2]:
+            db.execute(migration)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '2')")
+        db.execute(
+            "INSERT INTO source_alerts (source, region_code, kind, region, source_id, started_at, severity, "
+            "details, missing, missing_since) VALUES ('b', 'UA-30', 'air_raid', %s, '1', %s, 'Severe', '', 1, %s)",
+            (KYIV.model_dump_json(), T0, T0),
+        )
+    store = PostgresStore(pg_url, instance="upgraded")
+    try:
+        (entry,) = store.load_tracker_state().entries["b"].values()
+        assert entry.confirmed_over is None and entry.holds
+        assert (entry.missing, entry.missing_since) == (1, T0)
+    finally:
+        store.close()
+    with psycopg.connect(pg_url) as db:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert row == (str(SCHEMA_VERSION),)

@@ -119,3 +119,31 @@ def test_a_missing_file_is_a_fresh_install(tmp_path: Path) -> None:
     assert size is not None and size > 0
     store.close()
     assert os.path.exists(tmp_path / "new" / "alertd.sqlite3")
+
+
+def test_a_state_file_from_before_confirmed_ends_loads_and_its_reports_still_hold(tmp_path: Path) -> None:
+    """An install upgraded from schema 3 (before SourceEntry.confirmed_over): every stored entry
+    is a report, as it was, so no alert it holds open can end by the upgrade."""
+    from alertd.store.sqlite import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "alertd.sqlite3"
+    db = sqlite3.connect(path)
+    for migration in MIGRATIONS[:3]:
+        db.executescript(migration)
+    db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '3')")
+    db.execute(
+        "INSERT INTO source_alerts (source, region_code, kind, region, source_id, started_at, severity, "
+        "details, missing, missing_since) VALUES ('b', 'UA-30', 'air_raid', ?, '1', ?, 'Severe', '', 1, ?)",
+        (KYIV.model_dump_json(), T0.isoformat(), T0.isoformat()),
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        (entry,) = store.load_tracker_state().entries["b"].values()
+        assert entry.confirmed_over is None and entry.holds
+        assert (entry.missing, entry.missing_since) == (1, T0)
+        version = store._read("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert version == [(str(SCHEMA_VERSION),)]
+    finally:
+        store.close()

@@ -75,3 +75,19 @@ def test_a_push_the_store_refuses_is_logged_and_changes_nothing(tmp_path: Path) 
         assert daemon.state is before and store.events() == []
     finally:
         store.close()
+
+
+def test_a_push_of_an_alert_this_source_confirmed_over_holds_it_again() -> None:
+    """ua confirmed the Kyiv alert over while another source held it open; a push from ua
+    reporting it again is ua saying "alert" again: it holds it again, announces nothing."""
+    key = ("UA-30", AlertKind.AIR_RAID)
+    state = polled(snap(), snap(KYIV))
+    other = Snapshot(source="aiu", alerts=snap(KYIV).alerts)
+    state = apply_snapshot(state, Snapshot(source="aiu"), T0, POLICY).state  # aiu's baseline
+    state = apply_snapshot(state, other, T0 + timedelta(seconds=30), POLICY).state
+    for i in range(2):
+        state = apply_snapshot(state, snap(), T0 + timedelta(seconds=40 + 10 * i), POLICY).state
+    assert state.entries["ua"][key].confirmed_over is not None
+    step = apply_push(state, snap(KYIV), T0 + timedelta(seconds=60))
+    assert step.events == [] and step.source_changed
+    assert step.state.entries["ua"][key].holds

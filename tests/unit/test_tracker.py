@@ -5,11 +5,18 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alertd.core.model import ActiveAlert, AlertKind, EventStatus, Notice, Region, RegionLevel, Snapshot
-from alertd.core.tracker import TrackerPolicy, TrackerState, apply_snapshot, diff_notices
+from alertd.core.tracker import (
+    TrackerPolicy,
+    TrackerState,
+    apply_snapshot,
+    diff_notices,
+    event_id,
+    unchanged_snapshot,
+)
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 REGIONS = {
@@ -260,3 +267,279 @@ def test_silent_sources_do_not_hold_an_alert_open():
     # without the hint, b's last report keeps it open (no false all-clear from one source)
     step2 = apply_snapshot(step1.state, snap("a"), T0 + timedelta(seconds=10), POLICY)
     assert step2.events == []
+
+
+# --- two sources, one failing: the all-clear is not delayed (the confirmed-over entry) ---------------
+KYIV = ("UA-30", AlertKind.AIR_RAID)
+
+
+def both_report(policy: TrackerPolicy = POLICY) -> TrackerState:
+    """a and b past their baselines, both reporting the Kyiv air raid (started by a)."""
+    state = run(TrackerState(), [snap("a"), snap("b")], policy)[0]
+    state, events = run(state, [snap("a", alert("UA-30")), snap("b", alert("UA-30"))], policy)
+    assert statuses(events) == [("started", "UA-30", "air_raid")]
+    return state
+
+
+def polls(
+    state: TrackerState,
+    source: str,
+    n: int,
+    *alerts: ActiveAlert,
+    silent: frozenset[str] = frozenset(),
+    at: datetime = T0 + timedelta(minutes=1),
+    policy: TrackerPolicy = POLICY,
+) -> tuple[TrackerState, list]:
+    """``n`` good polls of ``source`` (10 s apart from ``at``) with ``silent`` as the daemon computes it."""
+    events = []
+    for i in range(n):
+        step = apply_snapshot(state, snap(source, *alerts), at + timedelta(seconds=10 * i), policy, silent)
+        state = step.state
+        events.extend(step.events)
+    return state, events
+
+
+def test_a_failing_source_within_its_allowance_holds_the_alert_open():
+    """b fails (its polls never reach the tracker) but is within its allowance: its "alert" counts."""
+    state, events = polls(both_report(), "a", 5)
+    assert events == [] and KYIV in state.active
+    entry = state.entries["a"][KYIV]
+    assert entry.confirmed_over == state.active[KYIV].start_event_id  # a's word is kept …
+    assert entry.missing_since == T0 + timedelta(minutes=1)  # … with the end time a gave
+    assert state.entries["b"][KYIV].holds
+
+
+def test_the_end_comes_at_the_first_poll_after_the_failing_source_passes_its_allowance():
+    """The reported bug: a confirmed the end, b fell silent later; nothing re-checked until b returned."""
+    state, events = polls(both_report(), "a", 3)  # a confirms; b within its allowance
+    assert events == []
+    # b passes its allowance: the next poll of a (still without the alert) ends it, once
+    later = T0 + timedelta(minutes=5)
+    state, events = polls(state, "a", 4, silent=frozenset({"b"}), at=later)
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    (ended,) = events
+    assert ended.source == "a"
+    assert ended.ended_at == T0 + timedelta(minutes=1)  # a's end time, not the moment b fell silent
+    assert ended.observed_at == later
+    assert ended.id == event_id("UA-30", AlertKind.AIR_RAID, T0, EventStatus.ENDED)
+    assert KYIV not in state.active and KYIV not in state.entries.get("a", {})
+
+
+def test_the_end_is_the_same_event_whether_b_fell_silent_before_or_after_a_confirmed():
+    before = polls(both_report(), "a", 2, silent=frozenset({"b"}))[1]
+    state = polls(both_report(), "a", 2)[0]
+    after = polls(state, "a", 1, silent=frozenset({"b"}), at=T0 + timedelta(minutes=9))[1]
+    assert [(e.id, e.ended_at, e.started_at) for e in before] == [
+        (e.id, e.ended_at, e.started_at) for e in after
+    ]
+
+
+def test_the_failing_source_recovers_still_reporting_the_alert_it_stays_open():
+    state, _ = polls(both_report(), "a", 3)
+    state, events = polls(state, "b", 3, alert("UA-30"), at=T0 + timedelta(minutes=5))
+    assert events == []
+    state, events = polls(state, "a", 3, at=T0 + timedelta(minutes=6))
+    assert events == [] and KYIV in state.active
+    # … and it ends when b, too, has gone two good polls without it
+    state, events = polls(state, "b", 1, at=T0 + timedelta(minutes=7))
+    assert events == []
+    state, events = polls(state, "b", 3, at=T0 + timedelta(minutes=8))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    assert events[0].source == "b" and events[0].ended_at == T0 + timedelta(minutes=7)
+    state, events = polls(state, "a", 2, at=T0 + timedelta(minutes=9))
+    assert events == [] and not state.entries.get("a")  # a's kept word is dropped with the alert
+
+
+def test_the_failing_source_recovers_without_the_alert_it_ends_after_its_confirmations():
+    policy = TrackerPolicy(announce_existing=False, end_confirmations=3, suspicious_drop=0)
+    state, _ = polls(both_report(policy), "a", 3, policy=policy)
+    assert state.entries["a"][KYIV].confirmed_over is not None
+    state, events = polls(state, "b", 2, at=T0 + timedelta(minutes=5), policy=policy)
+    assert events == []  # b's own end needs end_confirmations good polls, as always
+    state, events = polls(state, "b", 3, at=T0 + timedelta(minutes=6), policy=policy)
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+
+
+def test_a_source_that_reports_the_alert_again_holds_it_again():
+    state, _ = polls(both_report(), "a", 2)
+    state, events = polls(state, "a", 1, alert("UA-30"), at=T0 + timedelta(minutes=3))
+    assert events == [] and state.entries["a"][KYIV].holds
+    # b silent now, but a says "alert" again: no end until a confirms once more
+    state, events = polls(state, "a", 1, silent=frozenset({"b"}), at=T0 + timedelta(minutes=4))
+    assert events == []
+    state, events = polls(state, "a", 1, silent=frozenset({"b"}), at=T0 + timedelta(minutes=5))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    assert events[0].ended_at == T0 + timedelta(minutes=4)
+
+
+def test_an_explicit_end_held_open_by_another_source_ends_when_it_falls_silent():
+    state = both_report()
+    end = alert("UA-30").model_copy(update={"ended_at": T0 + timedelta(seconds=45)})
+    step = apply_snapshot(state, snap("a", ended=(end,)), T0 + timedelta(minutes=1), POLICY)
+    assert step.events == [] and step.state.entries["a"][KYIV].confirmed_over is not None
+    state, events = polls(step.state, "a", 1, silent=frozenset({"b"}), at=T0 + timedelta(minutes=2))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    assert events[0].ended_at == T0 + timedelta(seconds=45)
+
+
+def test_not_modified_polls_recheck_but_never_repeat_a_confirmed_over_alert():
+    """A 304 re-applies the last good word: a confirmed-over entry is not a report of the alert."""
+    state, _ = polls(both_report(), "a", 2)
+    assert unchanged_snapshot(state, "a").alerts == ()
+    step = apply_snapshot(state, unchanged_snapshot(state, "a"), T0 + timedelta(minutes=2), POLICY)
+    assert step.events == [] and not step.source_changed  # nothing to write on an idle poll
+    step = apply_snapshot(
+        state, unchanged_snapshot(state, "a"), T0 + timedelta(minutes=3), POLICY, frozenset({"b"})
+    )
+    assert statuses(step.events) == [("ended", "UA-30", "air_raid")]
+
+
+def test_an_alert_only_another_source_reports_is_never_ended_by_this_sources_polls():
+    """Oref's alert in Israel: a Ukrainian source's polls must not end it, silent or not."""
+    state = run(TrackerState(), [snap("a"), snap("oref")])[0]
+    israel = Region(code="IL-TA", level=RegionLevel.CITY, name_uk="Тель-Авів", name_en="Tel Aviv")
+    il = ActiveAlert(source_id="5", kind=AlertKind.MISSILES, region=israel, started_at=T0)
+    state, events = run(state, [snap("oref", il)])
+    assert [e.status for e in events] == [EventStatus.STARTED]
+    state, events = polls(state, "a", 5, silent=frozenset({"oref"}))
+    assert events == [] and ("IL-TA", AlertKind.MISSILES) in state.active
+
+
+def test_a_kept_word_is_for_one_alert_only_not_for_the_next_one_under_the_same_key():
+    """a confirmed one Kyiv alert over; b ended it and b alone then reports a new one: a's old word
+    must not end the new alert when b falls silent."""
+    state, _ = polls(both_report(), "a", 2)
+    state, events = polls(state, "b", 2, at=T0 + timedelta(minutes=2))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    assert state.entries["a"][KYIV].confirmed_over is not None  # a has not polled since: stale
+    state, events = polls(
+        state, "b", 1, alert("UA-30", started=T0 + timedelta(minutes=3)), at=T0 + timedelta(minutes=3)
+    )
+    assert statuses(events) == [("started", "UA-30", "air_raid")]
+    state, events = polls(state, "a", 3, silent=frozenset({"b"}), at=T0 + timedelta(minutes=4))
+    assert events == [] and KYIV in state.active
+    assert KYIV not in state.entries.get("a", {})  # a's stale word is dropped at its next poll
+
+
+def test_a_third_sources_polls_do_not_end_an_alert_it_never_reported():
+    state, _ = polls(both_report(), "a", 2)
+    state = run(state, [snap("c")])[0]
+    state, events = polls(state, "c", 3, silent=frozenset({"b"}), at=T0 + timedelta(minutes=3))
+    assert events == [] and KYIV in state.active  # c has no word on Kyiv; a's next poll decides
+    state, events = polls(state, "a", 1, silent=frozenset({"b"}), at=T0 + timedelta(minutes=4))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+
+
+# --- property: several sources, failures, allowances ---------------------------------------------------
+ISRAEL = Region(code="IL-TA", level=RegionLevel.CITY, name_uk="Тель-Авів", name_en="Tel Aviv")
+IL_KEYS = [("IL-TA", AlertKind.MISSILES)]
+#: consecutive failed polls after which a source is down past its allowance (silent)
+ALLOWANCE_POLLS = 2
+#: a poll: None failed (never reaches the tracker), "304" not modified, else the keys it reports
+multi_poll = st.one_of(st.none(), st.just("304"), st.frozensets(st.sampled_from(KEYS[:2])))
+il_poll = st.one_of(st.none(), st.just("304"), st.frozensets(st.sampled_from(IL_KEYS)))
+
+
+def _il_snapshot(keys: frozenset) -> Snapshot:
+    return snap("c", *(ActiveAlert(source_id="5", kind=k, region=ISRAEL, started_at=T0) for _, k in keys))
+
+
+_KYIV_ONLY = frozenset({KEYS[0]})
+
+
+@settings(max_examples=1000, deadline=None)
+@example(  # the reported bug: b fails after a confirmed the end, then passes its allowance
+    [("a", _KYIV_ONLY), ("b", _KYIV_ONLY), ("a", frozenset()), ("a", frozenset())]
+    + [("b", None)] * ALLOWANCE_POLLS
+    + [("a", "304")]
+)
+@given(
+    st.lists(
+        st.one_of(st.tuples(st.sampled_from(["a", "b"]), multi_poll), st.tuples(st.just("c"), il_poll)),
+        min_size=10,
+        max_size=60,
+    )
+)
+def test_property_an_end_comes_exactly_when_every_source_whose_word_counts_agrees(timeline):
+    """Random timelines of two Ukrainian sources (a, b) and one Israeli source (c), with failures.
+
+    The model: a source *holds* a key when it reported it in one of its last ``end_confirmations``
+    good polls; it is *silent* after ALLOWANCE_POLLS failed polls in a row. Then:
+    an end only when no source that is not silent holds the key (no false all-clear); at most
+    one end per start and never an end without a start; and no delayed all-clear: after a poll
+    of a source that held the alert and no longer does, the alert is over unless a source that
+    is not silent still holds it. c's alerts are only ever changed by c's polls.
+    """
+    n = POLICY.end_confirmations
+    state = run(TrackerState(), [snap("a"), snap("b"), snap("c")])[0]
+    sources = ("a", "b", "c")
+    last: dict[str, frozenset] = dict.fromkeys(sources, frozenset())
+    absent: dict[str, dict] = {s: {} for s in sources}  # good polls since the source last reported key
+    failures = dict.fromkeys(sources, 0)
+    held_this_alert: dict = {}  # key -> sources that held it during its current activation
+    starts: set[str] = set()
+    ends: set[str] = set()
+
+    def holds(s: str, key) -> bool:
+        return key in absent[s] and absent[s][key] < n
+
+    for i, (src, keys) in enumerate(timeline):
+        if keys is None:
+            failures[src] += 1
+            continue
+        silent = frozenset(s for s in sources if s != src and failures[s] >= ALLOWANCE_POLLS)
+        failures[src] = 0
+        if keys == "304":
+            snapshot, keys = unchanged_snapshot(state, src), last[src]
+        else:
+            snapshot = _il_snapshot(keys) if src == "c" else _snapshot(src, keys)
+        step = apply_snapshot(state, snapshot, T0 + timedelta(seconds=10 * (i + 1)), POLICY, silent)
+        last[src] = keys
+        for key in list(absent[src]):
+            absent[src][key] += 1
+        for key in keys:
+            absent[src][key] = 0
+
+        for e in step.events:
+            key = (e.region.code, e.kind)
+            assert (key in IL_KEYS) == (src == "c"), "a source changed an alert it never reported"
+            if e.status == EventStatus.STARTED:
+                assert key in keys and key not in state.active
+                assert e.id not in starts, "a start id minted twice"
+                starts.add(e.id)
+            elif e.status == EventStatus.ENDED:
+                assert key in state.active, "an end without a start"
+                assert e.id == event_id(key[0], key[1], state.active[key].started_at, EventStatus.ENDED)
+                assert e.id not in ends, "two ends for one start"
+                assert e.ended_at is not None and e.ended_at >= e.started_at, "ended before it started"
+                ends.add(e.id)
+                holders = [s for s in sources if s not in silent and holds(s, key)]
+                assert not holders, f"ended while {holders} still report it (false all-clear)"
+        new = step.state
+        for key, active in new.active.items():
+            old = state.active.get(key)
+            if old is None or old.start_event_id != active.start_event_id:
+                held_this_alert[key] = set()
+            if src in held_this_alert[key] and not holds(src, key):
+                holders = [s for s in sources if s not in silent and holds(s, key)]
+                assert holders, f"{key} still open after {src} confirmed its end and no one holds it"
+            held_this_alert[key] |= {s for s in sources if holds(s, key)}
+        state = new
+
+
+def test_an_end_never_predates_the_start_of_the_alert_it_ends():
+    """b stopped reporting one alert while silent; a ended it, started a new one and went silent.
+    b's old first miss is not the new alert's end time: b's poll that ends it is."""
+    state = both_report()
+    state, _ = polls(state, "b", 1, at=T0 + timedelta(minutes=1))  # b: missing once, since 12:01
+    state, events = polls(state, "a", 2, silent=frozenset({"b"}), at=T0 + timedelta(minutes=2))
+    assert statuses(events) == [("ended", "UA-30", "air_raid")]
+    state, events = polls(state, "a", 1, alert("UA-30"), at=T0 + timedelta(minutes=3))
+    (restart,) = events
+    assert restart.started_at == T0 + timedelta(minutes=2)  # from the recorded end
+    state, events = polls(state, "b", 1, at=T0 + timedelta(minutes=4))  # b confirms: a holds it
+    assert events == []
+    state, events = polls(state, "b", 1, silent=frozenset({"a"}), at=T0 + timedelta(minutes=5))
+    (ended,) = events
+    assert ended.started_at == restart.started_at
+    assert ended.ended_at == T0 + timedelta(minutes=4)  # b's confirming poll, not its 12:01
