@@ -42,7 +42,7 @@ and may wrap sends with a ``guard`` (e.g. a connect-time address check).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import heapq
 import itertools
 import math
@@ -93,8 +93,8 @@ class _Workers:
         self._closed = False
         self.threads = 0
 
-    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    def submit(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` in an idle worker, or a new one. ``fn`` reports its own outcome (see :class:`_Inbox`)."""
         with self._lock:
             worker = self._idle.pop() if self._idle else None
             if worker is None:
@@ -102,8 +102,7 @@ class _Workers:
         if worker is None:
             worker = _Worker(self, f"{self._name}-{next(self._count)}")
             worker.start()
-        worker.jobs.put((future, fn))
-        return future
+        worker.jobs.put(fn)
 
     def _parked(self, worker: _Worker) -> bool:
         """A worker finished its job: keep it idle (True) or let its thread end (False)."""
@@ -148,15 +147,70 @@ class _Worker(threading.Thread):
                 continue
             if job is None:
                 return
-            future, fn = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # handed to the waiting coroutine
-                    future.set_exception(exc)
-            del job, future, fn
+            with contextlib.suppress(Exception):  # a job reports its own errors; the worker must survive
+                job()
+            del job
             if not self.pool._parked(self):
                 return
+
+
+class _DeadlinePassed(Exception):
+    """A send's hard deadline passed before its worker answered."""
+
+
+class _Pending:
+    """One send handed to a worker: the loop's future for it, and what to do if it returns too late."""
+
+    __slots__ = ("future", "on_late", "returned")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.on_late: Callable[[], None] | None = None
+        self.returned = False  # the worker's answer came in after the future was already settled
+
+    def expire(self) -> None:
+        if not self.future.done():
+            self.future.set_exception(_DeadlinePassed())
+
+
+class _Inbox:
+    """Answers from worker threads back to the event loop, many per wake-up.
+
+    A thread hand-off per send (``concurrent.futures.Future`` + ``wrap_future`` +
+    ``wait_for``) cost the loop more than the send itself cost its worker at a
+    thousand sends a second (py-spy, issue 12). Here a worker appends its answer
+    to a deque and wakes the loop only if no wake-up is pending; the loop takes
+    every answer waiting at once.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._answers: deque[tuple[_Pending, Any, BaseException | None]] = deque()
+        self._woken = False
+
+    def put(self, pending: _Pending, result: Any, error: BaseException | None) -> None:
+        """From a worker thread."""
+        self._answers.append((pending, result, error))
+        if not self._woken:
+            self._woken = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+                self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._woken = False  # before taking: an answer added from now on wakes the loop again
+        answers = self._answers
+        while answers:
+            pending, result, error = answers.popleft()
+            future = pending.future
+            if not future.done():
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
+            elif pending.on_late is not None:  # abandoned at its deadline, returned since
+                pending.on_late()
+            else:  # settled (deadline, cancelled) but not abandoned yet: _abandon sees this
+                pending.returned = True
 
 
 @dataclass
@@ -231,6 +285,7 @@ class Sender:
         # Unguarded sends reuse their host's connections (room for every slot plus stalled threads).
         self.keepalive = keepalive or KeepAlive(2 * self.concurrency)
         self._reaper: asyncio.TimerHandle | None = None
+        self._inbox: _Inbox | None = None
         self._hosts: dict[str, _Host] = {}
         self._free = self.concurrency
         self._seq = itertools.count()
@@ -520,27 +575,33 @@ class Sender:
         guard: Guard | None,
     ) -> _channels.SendResult:
         send = self._send
+        loop = asyncio.get_running_loop()
         if guard is None:  # over the host's kept-alive connections (never for a guarded send: see keepalive)
-            keep = self.keepalive
-            job = self._workers.submit(
-                lambda: keep.run(
-                    channel.host, send, channel, title, body, notify_type, body_format, timeout=timeout
-                )
+            work = partial(
+                self.keepalive.run,
+                channel.host,
+                send,
+                channel,
+                title,
+                body,
+                notify_type,
+                body_format,
+                timeout=timeout,
             )
             timer = None
+            deadline = timeout
             self._schedule_reap()
         else:  # the guard cuts the send's sockets at the deadline, so its thread really comes back
-            job = self._workers.submit(
-                lambda: guard.run(send, channel, title, body, notify_type, body_format, timeout=timeout)
-            )
-            timer = asyncio.get_running_loop().call_later(timeout, guard.expire)
+            work = partial(guard.run, send, channel, title, body, notify_type, body_format, timeout=timeout)
+            timer = loop.call_later(timeout, guard.expire)
+            deadline = timeout + 2.0
+        pending = self._submit(loop, work)
+        expiry = loop.call_later(deadline, pending.expire)
         began = time.monotonic()
         try:
-            result: _channels.SendResult = await asyncio.wait_for(
-                asyncio.wrap_future(job), timeout + (2.0 if guard is not None else 0.0)
-            )
-        except TimeoutError:
-            self._abandon(lane, job)
+            result: _channels.SendResult = await pending.future
+        except _DeadlinePassed:
+            self._abandon(lane, pending)
             lane.timeouts += 1
             lane.limit = 1.0  # past its deadline: one send at a time until sends answer quickly again
             return _channels.SendResult(
@@ -553,6 +614,7 @@ class Sender:
         except Exception as exc:  # a bug in the send path is a failed send, not a dead dispatcher
             return _channels.SendResult(False, f"internal error: {type(exc).__name__}")
         finally:
+            expiry.cancel()
             if timer is not None:
                 timer.cancel()
         if not result.ok and guard is not None and guard.refused:
@@ -570,19 +632,30 @@ class Sender:
         if self.keepalive.reap():
             self._schedule_reap()
 
-    def _abandon(self, lane: _Host, job: concurrent.futures.Future[Any]) -> None:
+    def _submit(self, loop: asyncio.AbstractEventLoop, work: Callable[[], _channels.SendResult]) -> _Pending:
+        """Hand ``work`` to a worker thread; its answer arrives on ``pending.future`` (via the inbox)."""
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            inbox = self._inbox = _Inbox(loop)
+        pending = _Pending(loop.create_future())
+
+        def job() -> None:
+            try:
+                result, error = work(), None
+            except BaseException as exc:  # handed to the waiting coroutine
+                result, error = None, exc
+            inbox.put(pending, result, error)
+
+        self._workers.submit(job)
+        return pending
+
+    def _abandon(self, lane: _Host, pending: _Pending) -> None:
         """Stop waiting for a send still running: its thread is stalled on this host until it returns."""
-        if job.done():
+        if pending.returned:  # its answer came in right behind the deadline: nothing is stalled
             return
         self.abandoned += 1
         lane.stalled += 1
-        loop = self._loop
-
-        def returned(_: concurrent.futures.Future[Any]) -> None:
-            if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(self._unstall, lane)
-
-        job.add_done_callback(returned)
+        pending.on_late = partial(self._unstall, lane)
 
     def _unstall(self, lane: _Host) -> None:
         lane.stalled = max(0, lane.stalled - 1)

@@ -434,6 +434,8 @@ class SendStage:
         self._busy: dict[str, asyncio.Lock] = {}
 
     async def run(self, jobs: list[Job]) -> list[Job]:
+        if len(jobs) == 1:  # the dispatcher's case: no gather (a task and a future per delivery)
+            return [await self.send(jobs[0])]
         return list(await asyncio.gather(*(self.send(job) for job in jobs)))
 
     async def send(self, job: Job) -> Job:

@@ -327,3 +327,32 @@ async def test_a_host_that_never_answers_while_others_do_is_not_ready() -> None:
         service.release.set()
         await asyncio.gather(*tasks)
         sender.close()
+
+
+async def test_an_answer_arriving_with_the_deadline_leaves_nothing_stalled() -> None:
+    """The deadline and the worker's answer land in the same loop turn: the host must not count a stall forever."""
+    from alertd.channels.sender import _Inbox, _Pending
+
+    sender = Sender(4, send=Service())
+    try:
+        loop = asyncio.get_running_loop()
+        lane = sender._lane("h")
+        inbox = _Inbox(loop)
+        pending = _Pending(loop.create_future())
+        pending.expire()  # the deadline fires first …
+        inbox.put(pending, SendResult(True), None)  # … the answer is already queued behind it
+        await asyncio.sleep(0)  # the inbox drains before the waiting send resumes
+        sender._abandon(lane, pending)
+        assert lane.stalled == 0 and sender.abandoned == 0
+        pending.future.exception()  # retrieved, as the waiting send does
+
+        late = _Pending(loop.create_future())
+        late.expire()
+        sender._abandon(lane, late)  # really still running: stalled until it returns
+        assert lane.stalled == 1
+        inbox.put(late, SendResult(True), None)
+        await asyncio.sleep(0)
+        assert lane.stalled == 0
+        late.future.exception()
+    finally:
+        sender.close()
