@@ -331,11 +331,14 @@ class RenderStage:
         self.footer_for = footer_for
         self._rendered: dict[tuple[Any, ...], render.Message] = {}
 
-    async def run(self, jobs: list[Job]) -> list[Job]:
-        loop = asyncio.get_running_loop()
-        # Channels not loaded yet are parsed by Apprise off the loop (a few hundred µs each: 10,000
-        # of them on the loop would stall every send's bookkeeping behind them), all of a batch
-        # in one executor call rather than one thread hand-off per URL.
+    async def preload(self, jobs: Sequence[Job]) -> None:
+        """Load the channels of ``jobs`` not loaded yet, all in one executor call.
+
+        Apprise parses a URL in a hundred µs or more: 10,000 of them on the loop
+        would stall every send's bookkeeping behind them, and one thread hand-off
+        per URL cost as much as the parse. The dispatcher calls this once per
+        claimed batch, before the batch's deliveries start.
+        """
         missing = list(
             dict.fromkeys(
                 job.item.channel
@@ -344,7 +347,11 @@ class RenderStage:
             )
         )
         if missing:
-            await loop.run_in_executor(None, self._load, missing)
+            await asyncio.get_running_loop().run_in_executor(None, self._load, missing)
+
+    async def run(self, jobs: list[Job]) -> list[Job]:
+        loop = asyncio.get_running_loop()
+        await self.preload(jobs)  # nothing left to load after the dispatcher's preload of the batch
         if not self.templates:  # built-in texts are cheap: render on the loop
             return [self.render(job) for job in jobs]
         # Operator templates render off the loop (the daemon's executor), within their step and
@@ -842,8 +849,9 @@ class Dispatcher:
             self._signal.set,
         )
         self.plan = PlanStage(store, self.delivery, self.ages)
+        self._render = RenderStage(self._channels, settings, footer_for)
         self.pipeline = MultiStage(
-            RenderStage(self._channels, settings, footer_for),
+            self._render,
             SendStage(self.sender, self.delivery, self.ages, guard_for, self.recorder.hold),
             RecordStage(self.recorder, self.delivery, self.ages, self._hook),
         )
@@ -1011,6 +1019,7 @@ class Dispatcher:
                 outcome = Outcome(item.id, item.attempts, "pending", None, retry_at, counted=False)
                 self.recorder.add(outcome, item)
             return
+        await self._render.preload(planned)
         for job in planned:
             if job.outcome is not None:
                 self._record.record(job)
