@@ -4,6 +4,8 @@ Three things happen here and nowhere else:
 
 * **Loading** a URL into a plugin (:func:`instantiate`), with what Apprise said
   about it captured, never printed: Apprise logs an unparseable URL verbatim.
+  Only the plugin module serving the URL's scheme is imported (:func:`_ensure_plugin`),
+  not all of Apprise's plugins.
 * **Sending** one message through one plugin (:func:`notify`), in the calling
   thread. The plugin's own ``notify()`` is called, not ``Apprise.notify()``: the
   wrapper builds a result object and attaches and detaches a log-capture handler
@@ -18,6 +20,7 @@ Three things happen here and nowhere else:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -25,8 +28,12 @@ from typing import Any, cast
 
 import apprise
 from apprise.conversion.format import convert_between as _untyped_convert_between
+from apprise.manager_plugins import NotificationManager as _UntypedNotificationManager
+from apprise.utils.parse import GET_SCHEMA_RE as _GET_SCHEMA_RE
 
-__all__ = ["captured", "convert", "install_capture", "instantiate", "notify"]
+from alertd.channels._apprise_index import SCHEME_MODULES
+
+__all__ = ["captured", "convert", "install_capture", "installed_scheme_modules", "instantiate", "notify"]
 
 _LOGGER_NAME = "apprise"
 
@@ -93,6 +100,101 @@ _ASSET = apprise.AppriseAsset()
 _FAST_ASSET = apprise.AppriseAsset(secure_logging=False)
 
 
+# ------------------------------------------------------------------------------------------------
+# plugin modules: only the ones the configured schemes need
+
+#: Apprise's plugin registry (a process-wide singleton, as in Apprise itself).
+_PLUGINS: Any = cast(Callable[[], Any], _UntypedNotificationManager)()
+#: Marks the registry as set up when only some plugin modules were imported; Apprise's own
+#: plugin directory stays unmarked, so :func:`_load_all_plugins` still imports the rest.
+_SELECTED = "alertd: selected Apprise plugin modules"
+_PLUGIN_LOCK = threading.Lock()
+
+
+def _known(scheme: str) -> bool:
+    """Whether Apprise's registry already serves ``scheme`` (never triggers Apprise's full load)."""
+    return bool(_PLUGINS) and scheme in _PLUGINS
+
+
+def _load_all_plugins() -> None:
+    """Apprise's own full load: every plugin module (what Apprise does on first use)."""
+    _PLUGINS.load_modules()
+
+
+def _load_plugin_module(module_name: str) -> None:
+    """Import one plugin module and register its plugin as Apprise's ``load_modules`` does.
+
+    Same rules as Apprise: the module's first class named ``Notify…`` with an
+    ``app_id``, mapped to every scheme its ``schemas()`` names, a scheme already
+    taken keeping its plugin. A later full load skips the module ("already loaded").
+    """
+    prefix = str(_PLUGINS.module_name_prefix)
+    module = importlib.import_module(f"{prefix}.{module_name}")
+    plugin = next(
+        (
+            obj
+            for name in dir(module)
+            if _PLUGINS.module_filter_re.match(name) and hasattr(obj := getattr(module, name), "app_id")
+        ),
+        None,
+    )
+    if plugin is None:
+        return
+    schemes = plugin.schemas(plugin) if callable(getattr(plugin, "schemas", None)) else set()
+    with _PLUGINS._lock:
+        if not _PLUGINS:  # nothing loaded yet: set the registry up as load_modules would
+            _PLUGINS._module_map, _PLUGINS._schema_map, _PLUGINS._custom_module_map = {}, {}, {}
+            _PLUGINS._loaded.add(_SELECTED)
+        if module_name in _PLUGINS._module_map:
+            return
+        _PLUGINS._module_map[module_name] = {
+            "plugin": {plugin},
+            "module": module,
+            "path": f"{prefix}.{module_name}",
+            "native": True,
+        }
+        for scheme in schemes:
+            _PLUGINS._schema_map.setdefault(scheme, plugin)
+
+
+def _ensure_plugin(url: str) -> None:
+    """Make Apprise able to load ``url`` while importing as few plugin modules as possible.
+
+    A scheme :data:`SCHEME_MODULES` names: that module alone. Anything else (an
+    unknown scheme, a service's own ``https://`` URL that Apprise matches by asking
+    every plugin, a table that does not fit the installed Apprise, any surprise in
+    Apprise's registry): Apprise's full load, exactly as without this function, so
+    Apprise's answer (and its complaint about a bad URL) is always its own.
+    """
+    match = _GET_SCHEMA_RE.match(url.replace("/#", "/%23"))
+    scheme = match.group("schema").lower() if match else ""
+    if scheme and _known(scheme):  # the usual case, without the lock
+        return
+    with _PLUGIN_LOCK:
+        if scheme and _known(scheme):
+            return
+        module_name = SCHEME_MODULES.get(scheme)
+        if module_name is not None:
+            with contextlib.suppress(Exception):  # a changed Apprise: fall back to its full load
+                _load_plugin_module(module_name)
+            if _known(scheme):
+                return
+        _load_all_plugins()
+
+
+def installed_scheme_modules() -> dict[str, str]:
+    """Every scheme of the installed Apprise → its plugin module (imports them all: for tests and
+    for regenerating :mod:`alertd.channels._apprise_index`)."""
+    with captured():
+        _load_all_plugins()
+    out: dict[str, str] = {}
+    for module_name, meta in _PLUGINS._module_map.items():
+        for scheme, plugin in _PLUGINS._schema_map.items():
+            if plugin in meta["plugin"]:
+                out[scheme] = module_name
+    return out
+
+
 def _load(url: str, asset: Any) -> tuple[Any, list[str]]:
     with captured() as lines:
         try:
@@ -110,6 +212,8 @@ def instantiate(url: str) -> tuple[Any, str]:
     when that fails, again with it, so the complaint returned is Apprise's masked one.
     A loaded plugin is handed the shared secure asset for everything it does later.
     """
+    with captured():  # what a full plugin load logs ("already loaded; ignoring …") is noise here
+        _ensure_plugin(url)
     plugin, _ = _load(url, _FAST_ASSET)
     if plugin is not None:
         plugin.asset = _ASSET
