@@ -103,6 +103,62 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path, upstream: U
     assert AIU_TOKEN not in stderr and UA_TOKEN not in stderr
 
 
+def _read(db_path: Path, sql: str) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def test_the_all_clear_comes_when_the_failing_source_passes_its_allowance(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """Both sources report an alert; ukrainealarm starts failing, then alerts.in.ua clears it.
+    While ukrainealarm is within its allowance its last "alert" holds the alert open (alerts.in.ua's
+    confirmed end is stored, not announced); once it is down past the allowance the end goes out
+    at alerts.in.ua's next poll — once, while ukrainealarm is still down."""
+    allowance = 10
+    config = write_config(tmp_path, upstream, interval=1, timeout=2)
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f"allowance = {allowance}\n")  # the last [[sources]] table: ualarm
+    db = tmp_path / "state" / "alertd.sqlite3"
+    started_key = ("started", "UA-32", "air_raid", T0.isoformat())
+    ended_key = ("ended", "UA-32", "air_raid", T0.isoformat())
+
+    proc = AlertdProcess(config, tmp_path / "alertd.log")
+    try:
+        wait_for(lambda: _baselined(db))
+        upstream.add_alert(KYIV_OBLAST, started_at=T0)
+        wait_for(lambda: started_key in _statuses(db) and len(_read(db, "SELECT * FROM source_alerts")) == 2)
+        upstream.set_fault("http500", "ukrainealarm_status")
+        upstream.set_fault("http500", "ukrainealarm")
+        failing = "SELECT failing_since FROM sources WHERE name = 'ualarm' AND failing_since IS NOT NULL"
+        ((failing_since,),) = wait_for(lambda: _read(db, failing))
+        upstream.clear_alerts()
+        # alerts.in.ua confirms the end while ukrainealarm's word still counts: kept, not announced
+        kept = "SELECT 1 FROM source_alerts WHERE source = 'aiu' AND confirmed_over IS NOT NULL"
+        wait_for(lambda: _read(db, kept) or ended_key in _statuses(db))
+        assert _read(db, kept) and _statuses(db) == [started_key], "ended within the allowance"
+        wait_for(lambda: ended_key in _statuses(db), timeout=allowance + 30)
+        ((observed_at, source),) = _read(db, "SELECT observed_at, source FROM events WHERE status = 'ended'")
+        assert source == "aiu"
+        down_for = datetime.fromisoformat(str(observed_at)) - datetime.fromisoformat(str(failing_since))
+        assert down_for.total_seconds() > allowance
+        ((still_failing,),) = _read(db, "SELECT consecutive_failures FROM sources WHERE name = 'ualarm'")
+        assert int(str(still_failing)) > 0  # the end did not wait for ukrainealarm to come back
+        # ukrainealarm comes back without the alert: nothing more
+        upstream.clear_faults()
+        wait_for(
+            lambda: _read(db, "SELECT 1 FROM sources WHERE name = 'ualarm' AND consecutive_failures = 0")
+        )
+        seen = len(upstream.requests("ukrainealarm_status"))
+        wait_for(lambda: len(upstream.requests("ukrainealarm_status")) >= seen + 3)
+        assert _statuses(db) == [started_key, ended_key]
+    finally:
+        proc.stop()
+
+
 def test_corrupt_state_file_is_refused(tmp_path: Path, upstream: Upstream) -> None:
     config = write_config(tmp_path, upstream)
     db = tmp_path / "state" / "alertd.sqlite3"
