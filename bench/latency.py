@@ -128,7 +128,7 @@ def main() -> None:
     )
     print(
         "(first/last: sink receipt − flip; overhead: sink receipt − poll response sent; ms; "
-        "p99 of 20 flips is the worst one)"
+        f"p99 of {args.flips} flips is {'the worst one' if args.flips < 100 else 'the 99th percentile'})"
     )
 
 

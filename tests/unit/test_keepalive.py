@@ -11,6 +11,7 @@ import asyncio
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -34,6 +35,15 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.set_cookie = False
+        self.hang_up = (
+            False  # close each connection after answering, without saying so (a keep-alive timeout)
+        )
+        self.closed = 0
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self.lock:
+            self.closed += 1
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -56,6 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Set-Cookie", "session=resident-a; Path=/")
         self.send_header("Content-Length", "0")
         self.end_headers()
+        if self.server.hang_up:
+            self.close_connection = True
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -189,3 +201,19 @@ def test_sender_reuses_connections_but_never_for_a_guarded_send(server: _Server)
             sender.close()
 
     asyncio.run(scenario())
+
+
+def test_a_connection_the_service_closed_is_not_a_failed_delivery(server: _Server) -> None:
+    """Services close idle keep-alive connections (Apache after 5 s): the next send reconnects."""
+    server.hang_up = True
+    keep = KeepAlive(2)
+    ch = _channel(server, "c")
+    results = []
+    for n in range(1, 6):
+        results.append(_send(keep, ch))
+        deadline = time.monotonic() + 10
+        while server.closed < n and time.monotonic() < deadline:  # the server hung up, as between two sends
+            time.sleep(0.01)
+    assert all(r.ok for r in results), [r.detail for r in results]
+    assert server.connections == 5 and len(server.requests) == 5
+    keep.close()
