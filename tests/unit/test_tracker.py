@@ -436,7 +436,9 @@ IL_KEYS = [("IL-TA", AlertKind.MISSILES)]
 #: consecutive failed polls after which a source is down past its allowance (silent)
 ALLOWANCE_POLLS = 2
 #: a poll: None failed (never reaches the tracker), "304" not modified, else the keys it reports
-multi_poll = st.one_of(st.none(), st.just("304"), st.frozensets(st.sampled_from(KEYS[:2])))
+#: (or the keys it reports and those it has explicit end records for)
+two_keys = st.frozensets(st.sampled_from(KEYS[:2]))
+multi_poll = st.one_of(st.none(), st.just("304"), two_keys, st.tuples(two_keys, two_keys))
 il_poll = st.one_of(st.none(), st.just("304"), st.frozensets(st.sampled_from(IL_KEYS)))
 
 
@@ -453,6 +455,12 @@ _KYIV_ONLY = frozenset({KEYS[0]})
     + [("b", None)] * ALLOWANCE_POLLS
     + [("a", "304")]
 )
+@example(  # a's kept word is for that alert only: b ends it, b alone starts the next one, b falls silent
+    [("a", _KYIV_ONLY), ("b", _KYIV_ONLY), ("a", frozenset()), ("a", frozenset())]
+    + [("b", frozenset()), ("b", frozenset()), ("b", _KYIV_ONLY)]
+    + [("b", None)] * ALLOWANCE_POLLS
+    + [("a", frozenset())]
+)
 @given(
     st.lists(
         st.one_of(st.tuples(st.sampled_from(["a", "b"]), multi_poll), st.tuples(st.just("c"), il_poll)),
@@ -465,10 +473,11 @@ def test_property_an_end_comes_exactly_when_every_source_whose_word_counts_agree
 
     The model: a source *holds* a key when it reported it in one of its last ``end_confirmations``
     good polls; it is *silent* after ALLOWANCE_POLLS failed polls in a row. Then:
-    an end only when no source that is not silent holds the key (no false all-clear); at most
-    one end per start and never an end without a start; and no delayed all-clear: after a poll
-    of a source that held the alert and no longer does, the alert is over unless a source that
-    is not silent still holds it. c's alerts are only ever changed by c's polls.
+    an end only when no source that is not silent holds the key (no false all-clear), and only
+    at a poll of a source that reported that very alert; at most one end per start, never an
+    end without a start or before it; and no delayed all-clear: after a poll of a source that
+    held the alert and no longer does, the alert is over unless a source that is not silent
+    still holds it. c's alerts are only ever changed by c's polls.
     """
     n = POLICY.end_confirmations
     state = run(TrackerState(), [snap("a"), snap("b"), snap("c")])[0]
@@ -489,8 +498,16 @@ def test_property_an_end_comes_exactly_when_every_source_whose_word_counts_agree
             continue
         silent = frozenset(s for s in sources if s != src and failures[s] >= ALLOWANCE_POLLS)
         failures[src] = 0
+        end_records: frozenset = frozenset()
         if keys == "304":
             snapshot, keys = unchanged_snapshot(state, src), last[src]
+        elif isinstance(keys, tuple):
+            keys, end_records = keys
+            snapshot = snap(
+                src,
+                *(alert(c, k) for c, k in sorted(keys)),
+                ended=tuple(alert(c, k, started=None) for c, k in sorted(end_records)),
+            )
         else:
             snapshot = _il_snapshot(keys) if src == "c" else _snapshot(src, keys)
         step = apply_snapshot(state, snapshot, T0 + timedelta(seconds=10 * (i + 1)), POLICY, silent)
@@ -499,6 +516,9 @@ def test_property_an_end_comes_exactly_when_every_source_whose_word_counts_agree
             absent[src][key] += 1
         for key in keys:
             absent[src][key] = 0
+        for key in end_records - keys:  # an end record confirms at once what the source held
+            if key in absent[src]:
+                absent[src][key] = max(absent[src][key], n)
 
         for e in step.events:
             key = (e.region.code, e.kind)
@@ -515,6 +535,7 @@ def test_property_an_end_comes_exactly_when_every_source_whose_word_counts_agree
                 ends.add(e.id)
                 holders = [s for s in sources if s not in silent and holds(s, key)]
                 assert not holders, f"ended while {holders} still report it (false all-clear)"
+                assert src in held_this_alert[key], f"{src} ended an alert it did not report"
         new = step.state
         for key, active in new.active.items():
             old = state.active.get(key)
