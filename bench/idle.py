@@ -13,7 +13,8 @@ Three configurations, alerts.in.ua sources polling the simulated upstream every 
 Figures: RSS now (VmRSS) and peak (VmHWM) from /proc, and CPU seconds (utime+stime)
 over 60 s idle → percent of one core.
 
-Usage: ``python bench/idle.py [--seconds 60] [--subscribers 10000]``.
+Usage: ``python bench/idle.py [--seconds 60] [--subscribers 10000] [--only 1|10|subscribers]``
+(``--only`` runs one configuration: the 10-source idle CPU check takes about 1.5 min alone).
 """
 
 from __future__ import annotations
@@ -41,11 +42,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument(
+        "--only",
+        choices=["1", "10", "subscribers"],
+        help="run one configuration: 1 source, 10 sources, or 10 sources + the subscribers",
+    )
     args = parser.parse_args()
+    configs = {"1": (1, 0), "10": (10, 0), "subscribers": (10, args.subscribers)}
+    chosen = [configs[args.only]] if args.only else list(configs.values())
     print(f"# idle cost — {machine()}")
     rows = []
     with Upstream(token=TOKEN) as up, Sink() as sink:
-        for sources, subs in ((1, 0), (10, 0), (10, args.subscribers)):
+        for sources, subs in chosen:
             with tempdir("idle") as tmp:
                 channels = [sink.url(f"/c{i}") for i in range(max(1, subs))]
                 config = write_config(

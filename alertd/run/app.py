@@ -22,7 +22,7 @@ from alertd.core.regions import RegionRegistry
 from alertd.core.route import Router, subscribers_from, topic_bindings, topic_subscribers
 from alertd.errors import StoreError
 from alertd.logs import SecretFilter, get_logger, setup_logging
-from alertd.run.daemon import Background, Daemon, run_forever
+from alertd.run.daemon import Background, Daemon, LiveHealth, run_forever
 from alertd.run.dispatch import Dispatcher
 from alertd.run.operators import OperatorNotifier
 from alertd.run.retention import prune_forever
@@ -265,7 +265,7 @@ async def run_app(
                 return 1
             app = create_app(
                 settings=settings,
-                store=store,
+                store=LiveHealth(store, daemon),  # the store's cursors with this process's latest polls
                 store_health=store_health,
                 metrics=metrics,
                 started_at=started_at,

@@ -5,7 +5,10 @@ changes but the source's failure count) → pure tracker step → one store
 transaction (state, events, outbox rows) → log lines → wake delivery.
 
 Every store call runs on the store thread (:class:`alertd.store.runner.StoreRunner`),
-never on the event loop. A store write that fails (disk full, lock held) is a
+never on the event loop. A poll that changes nothing (the usual 304) costs no store
+round trip on an embedded store: the source's cursor is kept in memory and the store is
+written only when something changes, plus the time of the last good poll every
+:data:`HEALTH_PERSIST_EVERY` seconds (``/healthz`` reads it live, see :class:`LiveHealth`). A store write that fails (disk full, lock held) is a
 condition, not a crash: the step is not applied in memory either (the next poll
 diffs again and mints the same event ids), the source backs off, and
 :class:`~alertd.store.runner.StoreHealth` logs the outage once, tells operators
@@ -33,7 +36,14 @@ from alertd.core.clock import SYSTEM_CLOCK, Clock
 from alertd.core.model import AlertEvent, EventStatus, Snapshot
 from alertd.core.push import apply_push
 from alertd.core.regions import RegionRegistry
-from alertd.core.tracker import TrackerPolicy, apply_snapshot, diff_notices, shift_clock, unchanged_snapshot
+from alertd.core.tracker import (
+    StepResult,
+    TrackerPolicy,
+    apply_snapshot,
+    diff_notices,
+    shift_clock,
+    unchanged_snapshot,
+)
 from alertd.errors import FetchError, LeaseLost, ParseError, StoreError, TrackerConflict
 from alertd.logs import get_logger
 from alertd.run.clock import ClockWatch, MonotonicInterval
@@ -51,6 +61,11 @@ MAX_POLL_BACKOFF = 60.0
 PUSH_POLL_GAP = 1.0
 #: Item keys remembered per source for "logged once" notes (refused-but-fine items).
 _TOLD_LIMIT = 10_000
+#: A good poll that changed nothing writes its time to an embedded store at most this often
+#: (capped at a quarter of the source's allowance). Every other write (a change, a failure,
+#: a recovery, new ETags) still goes out at once. Only ``alertd status``, run as another
+#: process, sees the stored time; this process's ``/healthz`` and ``/metrics`` see every poll.
+HEALTH_PERSIST_EVERY = 30.0
 
 
 #: A task run beside the polls: given the stop event, returns what to await (dispatcher, HTTP server…).
@@ -106,6 +121,32 @@ def describe_event(event: AlertEvent) -> tuple[str, dict[str, object]]:
     return message, fields
 
 
+class LiveHealth:
+    """What ``/healthz`` reads: the store's cursors, with this process's newest good polls.
+
+    A poll that changes nothing is not written to an embedded store every time (see
+    :data:`HEALTH_PERSIST_EVERY`), so the stored ``last_success`` may be a few seconds
+    behind; the daemon's own record of its last good poll of each source is exact.
+    Failures are always written at once, so everything else comes from the store.
+    """
+
+    def __init__(self, store: StateStore, daemon: Daemon) -> None:
+        self._store = store
+        self._daemon = daemon
+
+    def cursors(self) -> list[SourceCursor]:
+        return [self._live(c) for c in self._store.cursors()]
+
+    def _live(self, cursor: SourceCursor) -> SourceCursor:
+        seen = self._daemon.succeeded_at.get(cursor.name)
+        if seen is None or (cursor.last_success is not None and cursor.last_success >= seen):
+            return cursor  # never polled by this process, or the store knows a later poll
+        return replace(cursor, last_success=seen, last_attempt=max(seen, cursor.last_attempt or seen))
+
+    def oldest_pending(self) -> datetime | None:
+        return self._store.oldest_pending()
+
+
 class Daemon:
     """One process's polling loop. Configuration and collaborators are passed in, nothing global."""
 
@@ -158,6 +199,12 @@ class Daemon:
         self._locks: dict[str, asyncio.Lock] = {}  # one poll (or push) of a source at a time
         self._wanted: set[str] = set()  # sources with a push-triggered poll waiting to run
         self._pushed_poll_at: dict[str, float] = {}  # monotonic start of the last push-triggered poll
+        # Embedded store only (one daemon per file, so nobody else writes these rows): each source's
+        # cursor as last read, dropped on every write but the skipped ones (see _cursor, _may_skip).
+        self._cursors: dict[str, SourceCursor] = {}
+        self._persisted_at: dict[str, float] = {}  # monotonic time of the last poll record written
+        #: this process's last good poll per source (what /healthz shows, see LiveHealth)
+        self.succeeded_at: dict[str, datetime] = {}
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -274,6 +321,7 @@ class Daemon:
             log.info(note.message, **note.fields)
         if not step.source_changed:
             return []
+        self._cursors.pop(cfg.name, None)  # the step may set baseline_done
         new_events = await self.runner.call(
             self.store.commit_step, cfg.name, step, self.router, now=now, polled=False
         )
@@ -327,10 +375,48 @@ class Daemon:
                 told.add(item.key)
                 log.info("item not announced", source=cfg.name, reason=item.reason)
 
+    async def _cursor(self, name: str) -> SourceCursor:
+        """The source's cursor: from memory on an embedded store while nothing was written since
+        it was read, else from the store. Raises StoreError."""
+        cursor = self._cursors.get(name)
+        if cursor is None:
+            cursor = await self.runner.call(self.store.cursor, name)
+            if not self.store.shared:  # a shared store's rows change under us (other instances)
+                self._cursors[name] = cursor
+        return cursor
+
+    def _written(self, name: str) -> None:
+        """The source's row was just written: read it again next time."""
+        self._cursors.pop(name, None)
+        self._persisted_at[name] = self.clock.monotonic()
+
+    def _may_skip(self, cfg: SourceConfig, cursor: SourceCursor, new_cursor: dict[str, str | None]) -> bool:
+        """Whether a good poll that changed no alert state may leave the store alone.
+
+        Only on an embedded store, only while the stored row already says what this poll would
+        write (no failures to clear, the same ETag/Last-Modified/status index) and its time of
+        the last good poll is recent (:data:`HEALTH_PERSIST_EVERY`). The caller has checked that
+        the tracker step changed nothing the store holds.
+        """
+        if self.store.shared or cfg.name not in self._cursors:
+            return False
+        if cursor.consecutive_failures or cursor.failing_since is not None or cursor.down_reported:
+            return False
+        if any(getattr(cursor, column) != value for column, value in new_cursor.items()):
+            return False
+        every = min(HEALTH_PERSIST_EVERY, cfg.effective_allowance / 4)
+        written = self._persisted_at.get(cfg.name)
+        return written is not None and self.clock.monotonic() - written < every
+
+    def _forget(self, name: str) -> None:
+        """A poll failed or was not recorded: the next one reads the store and writes its outcome."""
+        self._cursors.pop(name, None)
+        self._persisted_at.pop(name, None)
+
     async def _poll(self, cfg: SourceConfig) -> None:
         await self._refresh(cfg)
         try:
-            cursor = await self.runner.call(self.store.cursor, cfg.name)
+            cursor = await self._cursor(cfg.name)
         except StoreError as exc:
             self._store_failed(cfg, exc)
             return
@@ -356,13 +442,15 @@ class Daemon:
             await self._failed(cfg, f"internal error: {type(exc).__name__}: {exc}", None)
             return
         try:
-            new_events = await self._commit(cfg, cursor, result)
+            written, new_events = await self._commit(cfg, cursor, result)
         except StoreError as exc:
             self._store_failed(cfg, exc)
             return
-        self._store_failures.pop(cfg.name, None)
-        self.store_health.recovered("poll")
-        log.debug("poll ok", source=cfg.name, events=len(new_events))
+        if written:  # only a write proves the store writable again
+            self._store_failures.pop(cfg.name, None)
+            self.store_health.recovered("poll")
+        self.succeeded_at[cfg.name] = self.clock.now()
+        log.debug("poll ok", source=cfg.name, events=len(new_events), recorded=written)
         for event in new_events:
             message, fields = describe_event(event)
             log.info(message, **fields)
@@ -377,6 +465,7 @@ class Daemon:
         """The store could not be read or written for this poll: nothing was applied (not even in
         memory), so the next poll diffs again. Back off like a failing source; StoreHealth logs
         the outage once and reports it."""
+        self._forget(cfg.name)
         if isinstance(exc, LeaseLost):  # another instance polls this source now: not an outage
             log.warning("poll not committed: lease lost", source=cfg.name, reason=str(exc))
             return
@@ -390,8 +479,12 @@ class Daemon:
             "poll not recorded", source=cfg.name, failures=failures, retry_in=f"{delay:.0f}s", cause=exc.cause
         )
 
-    async def _commit(self, cfg: SourceConfig, cursor: SourceCursor, result: PollResult) -> list[AlertEvent]:
-        """A good poll's store work (the tracker step, or the item diff), on the store thread."""
+    async def _commit(
+        self, cfg: SourceConfig, cursor: SourceCursor, result: PollResult
+    ) -> tuple[bool, list[AlertEvent]]:
+        """A good poll's store work (the tracker step, or the item diff), on the store thread.
+
+        Returns whether the store was written (see :meth:`_may_skip`) and the new events."""
         self._not_before.pop(cfg.name, None)
         self._rate_limited.discard(cfg.name)
         self._log_skipped(cfg, result)
@@ -403,6 +496,7 @@ class Daemon:
                 down_since=cursor.failing_since,
             )
         if cursor.down_reported:
+            self._forget(cfg.name)
             await self.runner.call(self.store.set_down_reported, cfg.name, False)
             since = cursor.failing_since or self.clock.now()
             self.hooks.recovered(cfg.name, (self.clock.now() - since).total_seconds())
@@ -419,6 +513,9 @@ class Daemon:
             silent = await self._silent_sources(cfg.name, now)
             for attempt in range(3):
                 step = apply_snapshot(self.state, snapshot, now, policy, silent)
+                if self._step_is_noop(cfg.name, step) and self._may_skip(cfg, cursor, result.cursor):
+                    self.state = step.state
+                    return False, []
                 try:
                     new_events = await self.runner.call(
                         self.store.commit_step,
@@ -434,11 +531,15 @@ class Daemon:
                     self.state = await self.runner.call(self.store.load_tracker_state)
                     continue
                 break
+            self._written(cfg.name)
             for note in step.notes:
                 log.log(logging.WARNING if step.held else logging.INFO, note.message, **note.fields)
             self.state = step.state
         elif payload is None:
+            if self._may_skip(cfg, cursor, result.cursor):
+                return False, []
             await self.runner.call(self.store.record_unchanged, cfg.name, result.cursor, now=now)
+            self._written(cfg.name)
             new_events = []
         else:
             known, hashes = await self.runner.call(self.store.known_notices, cfg.name)
@@ -456,7 +557,23 @@ class Daemon:
             new_events = await self.runner.call(
                 self.store.commit_notices, cfg.name, events, remember, self.router, result.cursor, now=now
             )
-        return new_events
+            self._written(cfg.name)
+        return True, new_events
+
+    def _step_is_noop(self, name: str, step: StepResult) -> bool:
+        """Whether a tracker step leaves everything the store holds as it is: no event, no active
+        row, and this source's entries (missing counts included) and status unchanged. A held
+        (suspicious) step, or one with a note to log, is never skipped."""
+        return (
+            not step.events
+            and not step.changed_keys
+            and not step.source_changed
+            and not step.held
+            and not step.notes
+            and name in self.state.sources
+            and step.state.sources.get(name) == self.state.sources.get(name)
+            and step.state.entries.get(name) == self.state.entries.get(name)
+        )
 
     def _activity(self, reporter: str) -> None:
         """Another source just reported a change: failing sources retry at their next scheduled poll.
@@ -481,7 +598,7 @@ class Daemon:
             if cfg is None:
                 silent.add(name)
                 continue
-            since = (await self.runner.call(self.store.cursor, name)).failing_since
+            since = (await self._cursor(name)).failing_since
             if since is not None and (now - since).total_seconds() > cfg.effective_allowance:
                 silent.add(name)
         return frozenset(silent)
@@ -489,6 +606,7 @@ class Daemon:
     async def _failed(
         self, cfg: SourceConfig, error: str, retry_after: float | None, status: int | None = None
     ) -> None:
+        self._forget(cfg.name)
         try:
             failures = (
                 await self.runner.call(self.store.record_failure, cfg.name, error, now=self.clock.now())
@@ -552,6 +670,8 @@ class Daemon:
         long as it really was.
         """
         self.state = shift_clock(self.state, timedelta(seconds=step))
+        self._persisted_at.clear()  # every source's next good poll writes its (new) time
+        self.succeeded_at.clear()
         if self._scheduler is None:
             return
         now = self.clock.now()
