@@ -202,6 +202,7 @@ class Daemon:
         # Embedded store only (one daemon per file, so nobody else writes these rows): each source's
         # cursor as last read, dropped on every write but the skipped ones (see _cursor, _may_skip).
         self._cursors: dict[str, SourceCursor] = {}
+        self._generation: dict[str, int] = {}  # per source: bumped by every write, so no stale read is kept
         self._persisted_at: dict[str, float] = {}  # monotonic time of the last poll record written
         #: this process's last good poll per source (what /healthz shows, see LiveHealth)
         self.succeeded_at: dict[str, datetime] = {}
@@ -321,7 +322,7 @@ class Daemon:
             log.info(note.message, **note.fields)
         if not step.source_changed:
             return []
-        self._cursors.pop(cfg.name, None)  # the step may set baseline_done
+        self._forget(cfg.name)  # the step may set baseline_done
         new_events = await self.runner.call(
             self.store.commit_step, cfg.name, step, self.router, now=now, polled=False
         )
@@ -380,13 +381,17 @@ class Daemon:
         it was read, else from the store. Raises StoreError."""
         cursor = self._cursors.get(name)
         if cursor is None:
+            generation = self._generation.get(name, 0)
             cursor = await self.runner.call(self.store.cursor, name)
-            if not self.store.shared:  # a shared store's rows change under us (other instances)
+            # Kept unless the row was written (or a write was asked for) while it was being read,
+            # and never for a shared store, whose rows other instances change under us.
+            if not self.store.shared and self._generation.get(name, 0) == generation:
                 self._cursors[name] = cursor
         return cursor
 
     def _written(self, name: str) -> None:
         """The source's row was just written: read it again next time."""
+        self._generation[name] = self._generation.get(name, 0) + 1
         self._cursors.pop(name, None)
         self._persisted_at[name] = self.clock.monotonic()
 
@@ -410,6 +415,7 @@ class Daemon:
 
     def _forget(self, name: str) -> None:
         """A poll failed or was not recorded: the next one reads the store and writes its outcome."""
+        self._generation[name] = self._generation.get(name, 0) + 1
         self._cursors.pop(name, None)
         self._persisted_at.pop(name, None)
 
