@@ -281,7 +281,7 @@ def load(url: str | SecretStr, *, timeout: float | None = None) -> Channel:
     (Apprise's default is 4 s each, whatever ``delivery.timeout`` says).
     """
     raw = _raw(url)
-    plugin, reason = _apprise.instantiate(raw)
+    plugin, reason = _apprise.instantiate(raw, timeout)
     if plugin is None:
         why = scrub(reason, raw) if reason else "unsupported or malformed URL"
         return Channel(
@@ -292,9 +292,6 @@ def load(url: str | SecretStr, *, timeout: float | None = None) -> Channel:
             raw.partition("://")[0] or "unknown",
             error=f"Apprise cannot load this URL: {why}",
         )
-    if timeout is not None:
-        plugin.socket_connect_timeout = float(timeout)
-        plugin.socket_read_timeout = float(timeout)
     try:
         limits = limits_of(plugin)
     except Exception:  # never let a limits lookup stop a delivery
