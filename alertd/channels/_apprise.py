@@ -215,6 +215,10 @@ def _finish(plugin: Any, timeout: float | None) -> Any:
     had none got a dict of its own, ≈ 1.6 KB more per channel (16 MB at 10,000 channels).
     """
     plugin.asset = _ASSET
+    if not plugin.tags and plugin.tags is not getattr(type(plugin), "tags", None):
+        # No tags (alertd never uses Apprise's tags): the class's empty default, as for a plugin
+        # built without ``tag``, instead of the fresh empty set Apprise.instantiate gives each.
+        del plugin.tags
     connect = plugin.socket_connect_timeout if timeout is None else timeout
     read = plugin.socket_read_timeout if timeout is None else timeout
     plugin.socket_connect_timeout = float(connect)

@@ -193,6 +193,28 @@ def test_subscribers_from_config_and_store() -> None:
     assert "json://" not in repr(subs[0])  # URLs are secrets
 
 
+def test_residents_naming_the_same_places_share_one_region_tuple_and_kind_set() -> None:
+    """A city's residents name the same few places and kinds: one object each, not one per resident."""
+    settings = Settings(
+        language="en",
+        subscribers=[
+            SubscriberConfig(name=f"r{i}", regions=["UA-30"], urls=[SecretStr(f"json://localhost/{i}")])
+            for i in range(3)
+        ]
+        + [SubscriberConfig(name="uk", regions=["UA-32"], kinds=[AlertKind.AIR_RAID])],
+    )
+    stored = [StoredSubscriber(name="cli", regions=("UA-30",), kinds=("air_raid",), urls=("json://x/",))]
+    subs = subscribers_from(settings, stored)
+    assert subs[0].regions is subs[1].regions is subs[2].regions is subs[4].regions == ("UA-30",)
+    assert subs[0].kinds is subs[2].kinds == frozenset()
+    assert subs[3].kinds is subs[4].kinds == frozenset({AlertKind.AIR_RAID})
+    assert subs[3].regions == ("UA-32",) and [s.urls for s in subs[:2]] == [
+        ("json://localhost/0",),
+        ("json://localhost/1",),
+    ]
+    assert not hasattr(subs[0], "__dict__")  # slotted: a router holds one per subscriber
+
+
 def test_ten_thousand_subscribers(registry: RegionRegistry) -> None:
     codes = [r.code for r in registry]
     subs = [sub(f"s{i}", (codes[i % len(codes)],), urls=(f"json://localhost/{i}",)) for i in range(10_000)]
