@@ -321,9 +321,11 @@ def limits_for_url(url: str) -> ChannelLimits:
 class ChannelCache:
     """A bounded LRU of :class:`Channel` objects keyed by URL: a URL is parsed once, not once per send.
 
-    An LRU smaller than one event's fan-out misses on every delivery (a cyclic
-    scan evicts each URL just before it is needed again), so size it to the
-    number of channels known.
+    An LRU smaller than one event's fan-out misses on every delivery of the next
+    fan-out to the same channels (a cyclic scan evicts each URL just before it is
+    needed again): each then costs one load, as on the first alert. The dispatcher
+    accepts that beyond a few thousand channels (see
+    :data:`alertd.run.dispatch.CHANNEL_CACHE_SIZE`): ≈ 1 KB kept per channel.
     """
 
     def __init__(self, size: int = 4096, *, timeout: float | None = None) -> None:

@@ -37,7 +37,6 @@ seconds-old start look three hours old.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -93,6 +92,12 @@ FLUSH_INTERVAL = 0.1
 FLUSH_SIZE = 200
 #: Rendered messages kept (per event × language × channel limits × footer); cleared when full.
 RENDER_CACHE_SIZE = 512
+#: Loaded channels kept (least recently used dropped; ≈ 1 KB each). A fan-out beyond this reloads
+#: its channels, off the loop in each batch's preload (≈ 0.1-0.3 ms per URL), which measured no
+#: slower than a fully warm cache (bench/README.md, issue 12 memory): keeping every channel of a
+#: 10,000-resident city cost ≈ 10 MB for nothing. At least 4 claim windows, so a batch's preloaded
+#: channels are still there when its deliveries render.
+CHANNEL_CACHE_SIZE = 2048
 #: Upper bound on one idle sleep, so rows written by another process are seen eventually.
 IDLE_RECHECK = 30.0
 #: A claimed row whose host cannot take it for longer than this goes back to the outbox (uncounted).
@@ -773,14 +778,6 @@ class StoreErrors:
 # the pump
 
 
-def _known_channels(settings: Settings, store: StateStore) -> int:
-    """How many channel URLs the configuration and the store name (the fan-out's upper bound)."""
-    count = sum(len(sub.urls) for sub in settings.subscribers) + len(settings.operators.urls)
-    with contextlib.suppress(Exception):  # sizing a cache must never stop delivery
-        count += sum(len(rec.urls) for rec in store.subscribers())
-    return count
-
-
 class Dispatcher:
     """Drains the outbox through the stages. One per process; lives on one asyncio loop."""
 
@@ -794,7 +791,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = _utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         batch_size: int | None = None,
-        cache_size: int = 4096,
+        cache_size: int = CHANNEL_CACHE_SIZE,
         dead_letter_window: float = 5.0,
         footer_for: Callable[[str, str], str | None] | None = None,
         guard_for: Callable[[str, Channel], Guard | None] | None = None,
@@ -825,12 +822,8 @@ class Dispatcher:
         self.sender = sender or Sender(workers, rates=self.delivery.limits)
         # Claim no more than can be sent now (a kill then repeats only rows really in flight).
         self._window = max(1, batch_size if batch_size is not None else self.sender.concurrency)
-        # An LRU smaller than one event's fan-out misses on *every* delivery, so the cache holds
-        # at least every channel known at start-up (config + store).
-        self._channels = ChannelCache(
-            max(cache_size, _known_channels(settings, store) if store is not None else 0),
-            timeout=self.delivery.timeout,
-        )
+        # Bounded (see CHANNEL_CACHE_SIZE); never smaller than 4 claim windows.
+        self._channels = ChannelCache(max(cache_size, 4 * self._window), timeout=self.delivery.timeout)
         self._signal = asyncio.Event()
         self._woken = True  # the first pass always looks for due rows
         self._loop: asyncio.AbstractEventLoop | None = None

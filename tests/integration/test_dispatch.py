@@ -601,3 +601,30 @@ async def test_a_stop_waits_for_sends_in_flight_and_records_them(
         dispatcher.close()
     assert store.outbox_counts() == {"delivered": 6}
     assert store.requeue_inflight() == 0  # a restart would send nothing again
+
+
+async def test_a_fan_out_larger_than_the_channel_cache_reaches_everyone_once_in_order(
+    tmp_path: Path, store: Store, json_sink: JsonSink
+) -> None:
+    """Loaded channels are a bounded LRU (at least 4 claim windows: 256 here): channels dropped
+    from it are loaded again, never skipped, and a retried channel still gets its one delivery."""
+    json_sink.configure("/r7", fail_first=1, fail_status=500)
+    urls = [json_sink.url(f"/r{i}") for i in range(300)]
+    routes = [(f"resident{i}", url, "en") for i, url in enumerate(urls)]
+    commit(store, [started()], routes, T0)
+    dispatcher = Dispatcher(store, make_settings(tmp_path), clock=clock_from(T0), cache_size=8)
+    bound = 4 * dispatcher.sender.concurrency
+    assert bound < len(urls)
+    try:
+        await run_until(dispatcher, lambda: store.outbox_counts().get("delivered") == 300, timeout=60)
+        assert len(dispatcher._channels) <= bound
+        commit(store, [ended()], routes, T0)  # due at once on the dispatcher's clock
+        dispatcher.wake()
+        await run_until(dispatcher, lambda: store.outbox_counts().get("delivered") == 600, timeout=60)
+        assert len(dispatcher._channels) <= bound
+    finally:
+        dispatcher.close()
+    for i in range(300):
+        got = [(r.status, r.type) for r in json_sink.received(f"/r{i}")]
+        expected = [(200, "failure"), (200, "success")]
+        assert got == ([(500, "failure"), *expected] if i == 7 else expected), i
