@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
-import feedparser
-
 from alertd.core.model import AlertKind, Notice, Severity
 from alertd.errors import ParseError
 from alertd.sources._common import check_size, load_xml, parse_time
@@ -49,12 +47,9 @@ _ATOM = "{http://www.w3.org/2005/Atom}"
 _RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"
 _FEED_ROOTS = {"rss", f"{_ATOM}feed", _RDF}
 
-#: feedparser "bozo" reasons that do not make a well-formed document untrustworthy
+#: feedparser "bozo" reasons (by name) that do not make a well-formed document untrustworthy
 #: (the defusedxml pre-parse already proved it well-formed XML).
-_BENIGN_BOZO: tuple[type[BaseException], ...] = (
-    feedparser.CharacterEncodingOverride,
-    feedparser.NonXMLContentType,
-)
+_BENIGN_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
 
 #: State Department advisory level → CAP severity.
 LEVEL_SEVERITY: dict[int, Severity] = {
@@ -126,11 +121,15 @@ def parse_feed(body: bytes, *, source: str, where: str | None = None) -> ItemBat
     root = load_xml(body, source, where)  # refuses DTDs, entities, external refs, malformed XML
     if root.tag not in _FEED_ROOTS:
         raise ParseError(source, f"not an RSS or Atom document (root element <{_local(root.tag)}>)", where)
+    # Imported on first use: a daemon without RSS/Atom sources never needs feedparser (≈ 0.6 MB).
+    import feedparser
+
     # A file object, never bytes or str: feedparser opens a str/bytes that names a URL or file.
     parsed = feedparser.parse(io.BytesIO(body), sanitize_html=True, resolve_relative_uris=False)
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
-        if not isinstance(exc, _BENIGN_BOZO):
+        benign = tuple(getattr(feedparser, name) for name in _BENIGN_BOZO)
+        if not isinstance(exc, benign):
             raise ParseError(source, f"feed is not well-formed: {exc}", where)
     if not parsed.get("version"):
         raise ParseError(source, "not an RSS or Atom feed", where)
