@@ -926,7 +926,14 @@ class Dispatcher:
             while True:
                 if stop is not None and stop.is_set():
                     return
+                held = self.recorder.holding
                 await self.recorder.flush(force=not self._inflight)
+                if self.recorder.holding < held:
+                    # The sends whose outcomes were just written give their slots back from the
+                    # written rows' done-callbacks (Sender._give_back), which run at the loop's next
+                    # turn: count the room after them, or the pump finds no room and, nothing else
+                    # being in flight, sleeps its idle re-check (30 s) with rows due.
+                    await asyncio.sleep(0)
                 if not await self._requeue_once():
                     await self._sleep(errors.wait())
                     continue
