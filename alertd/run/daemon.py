@@ -653,7 +653,7 @@ class Daemon:
         """
         self._scheduler = scheduler
         start = self.clock.now()
-        for i, cfg in enumerate(self.sources):
+        for cfg in self.sources:
             scheduler.add_job(
                 self.poll,
                 MonotonicInterval(cfg.interval, jitter=cfg.jitter or None),
@@ -663,8 +663,11 @@ class Daemon:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
-                # the first poll of every source right away, spread by a few ms
-                next_run_time=start + timedelta(milliseconds=20 * i),
+                # The first poll of every source right away, all at once: sources with the same
+                # interval (and no jitter) then stay in step, and the scheduler wakes the process
+                # once per interval for all of them instead of once each. An idle poll's CPU is
+                # mostly that wakeup on cold caches (bench/README.md, issue 12 item 3).
+                next_run_time=start,
             )
 
     def clock_stepped(self, step: float) -> None:
@@ -681,8 +684,8 @@ class Daemon:
         if self._scheduler is None:
             return
         now = self.clock.now()
-        for i, job in enumerate(self._scheduler.get_jobs()):
-            job.modify(next_run_time=now + timedelta(milliseconds=20 * i))
+        for job in self._scheduler.get_jobs():
+            job.modify(next_run_time=now)
 
 
 async def run_forever(
