@@ -14,6 +14,7 @@ state file is real SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.upstream_helpers import AIU_TOKEN, load, write_config
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from support.upstream_helpers import AIU_TOKEN, UA_TOKEN, load, write_config
 
 from alertd.config import Settings, SourceConfig
 from alertd.core.clock import FakeClock
@@ -195,3 +197,34 @@ async def test_a_wall_clock_step_makes_the_next_good_poll_write_its_time(quiet: 
     assert quiet.stored().last_success == quiet.clock.now()
     _, body = quiet.healthz(quiet.clock.now())
     assert body["sources"]["aiu"]["last_success"] == iso_utc(quiet.clock.now())
+
+
+async def test_sources_with_one_interval_stay_in_step_and_share_the_schedulers_wakeups(
+    tmp_path: Path,
+) -> None:
+    """Every source's first poll at one moment: sources with the same interval (no jitter) are
+    then due together at every turn, so APScheduler wakes the process once for all of them."""
+    with Upstream(token=AIU_TOKEN, ukrainealarm_token=UA_TOKEN) as upstream:
+        settings = load(write_config(tmp_path, upstream))  # alerts.in.ua and ukrainealarm, 1 s, no jitter
+        store = Store(settings.db_path)
+        daemon = Daemon(settings, REGISTRY, store)
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        try:
+            daemon.schedule(scheduler)
+            assert len({job.next_run_time for job in scheduler.get_jobs()}) == 1
+            scheduler.start()
+            for _ in range(600):  # three turns of each source (bounded: 60 s)
+                if (
+                    len(upstream.requests("alerts_in_ua")) >= 3
+                    and len(upstream.requests("ukrainealarm_status")) >= 3
+                ):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the sources were not polled three times")
+            assert len({job.next_run_time for job in scheduler.get_jobs()}) == 1  # still in step
+        finally:
+            scheduler.shutdown(wait=False)
+            await daemon.wait_inflight()
+            await daemon.aclose()
+            store.close()
