@@ -325,7 +325,7 @@ class ChannelCache:
     fan-out to the same channels (a cyclic scan evicts each URL just before it is
     needed again): each then costs one load, as on the first alert. The dispatcher
     accepts that beyond a few thousand channels (see
-    :data:`alertd.run.dispatch.CHANNEL_CACHE_SIZE`): ≈ 1 KB kept per channel.
+    ``delivery.channel_cache``): ≈ 1 KB kept per channel.
     """
 
     def __init__(self, size: int = 4096, *, timeout: float | None = None) -> None:

@@ -92,12 +92,6 @@ FLUSH_INTERVAL = 0.1
 FLUSH_SIZE = 200
 #: Rendered messages kept (per event × language × channel limits × footer); cleared when full.
 RENDER_CACHE_SIZE = 512
-#: Loaded channels kept (least recently used dropped; ≈ 1 KB each). A fan-out beyond this reloads
-#: its channels, off the loop in each batch's preload (≈ 0.1-0.3 ms per URL), which measured no
-#: slower than a fully warm cache (bench/README.md, issue 12 memory): keeping every channel of a
-#: 10,000-resident city cost ≈ 10 MB for nothing. At least 4 claim windows, so a batch's preloaded
-#: channels are still there when its deliveries render.
-CHANNEL_CACHE_SIZE = 2048
 #: Upper bound on one idle sleep, so rows written by another process are seen eventually.
 IDLE_RECHECK = 30.0
 #: A claimed row whose host cannot take it for longer than this goes back to the outbox (uncounted).
@@ -791,7 +785,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = _utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         batch_size: int | None = None,
-        cache_size: int = CHANNEL_CACHE_SIZE,
+        cache_size: int | None = None,
         dead_letter_window: float = 5.0,
         footer_for: Callable[[str, str], str | None] | None = None,
         guard_for: Callable[[str, Channel], Guard | None] | None = None,
@@ -822,8 +816,13 @@ class Dispatcher:
         self.sender = sender or Sender(workers, rates=self.delivery.limits)
         # Claim no more than can be sent now (a kill then repeats only rows really in flight).
         self._window = max(1, batch_size if batch_size is not None else self.sender.concurrency)
-        # Bounded (see CHANNEL_CACHE_SIZE); never smaller than 4 claim windows.
-        self._channels = ChannelCache(max(cache_size, 4 * self._window), timeout=self.delivery.timeout)
+        # Loaded channels: an LRU of ``delivery.channel_cache`` (≈ 1 KB each). A fan-out beyond it
+        # reloads its channels, off the loop in each batch's preload (≈ 0.1-0.3 ms per URL): the
+        # default keeps a 10,000-channel city's after-alert RSS under 90 MB (bench/README.md, issue
+        # 12). Never smaller than 4 claim windows, so a batch's preloaded channels are still there
+        # when its deliveries render.
+        size = cache_size if cache_size is not None else self.delivery.channel_cache
+        self._channels = ChannelCache(max(size, 4 * self._window), timeout=self.delivery.timeout)
         self._signal = asyncio.Event()
         self._woken = True  # the first pass always looks for due rows
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from support.sinks import JsonSink, SmtpSink
 
 from alertd.channels import SendResult, mask
@@ -612,7 +613,7 @@ async def test_a_fan_out_larger_than_the_channel_cache_reaches_everyone_once_in_
     urls = [json_sink.url(f"/r{i}") for i in range(300)]
     routes = [(f"resident{i}", url, "en") for i, url in enumerate(urls)]
     commit(store, [started()], routes, T0)
-    dispatcher = Dispatcher(store, make_settings(tmp_path), clock=clock_from(T0), cache_size=8)
+    dispatcher = Dispatcher(store, make_settings(tmp_path, channel_cache=64), clock=clock_from(T0))
     bound = 4 * dispatcher.sender.concurrency
     assert bound < len(urls)
     try:
@@ -628,3 +629,17 @@ async def test_a_fan_out_larger_than_the_channel_cache_reaches_everyone_once_in_
         got = [(r.status, r.type) for r in json_sink.received(f"/r{i}")]
         expected = [(200, "failure"), (200, "success")]
         assert got == ([(500, "failure"), *expected] if i == 7 else expected), i
+
+
+def test_the_channel_cache_size_is_the_operators_choice(tmp_path: Path, store: Store) -> None:
+    """``[delivery] channel_cache``: a city that prefers speed to megabytes keeps every channel loaded."""
+    big = Dispatcher(store, make_settings(tmp_path, channel_cache=20_000), clock=clock_from(T0))
+    small = Dispatcher(store, make_settings(tmp_path, channel_cache=64), clock=clock_from(T0))
+    try:
+        assert big._channels._size == 20_000
+        assert small._channels._size == 4 * small.sender.concurrency  # never below 4 claim windows
+    finally:
+        big.close()
+        small.close()
+    with pytest.raises(ValidationError, match="channel_cache"):
+        DeliveryConfig(channel_cache=10)
