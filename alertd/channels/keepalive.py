@@ -47,7 +47,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -117,8 +117,12 @@ class HostSession(requests.Session):
 @dataclass
 class _Entry:
     session: HostSession
+    last: float  # when its last send ended (or it was opened), on the KeepAlive's clock
     inflight: int = 0
-    last: float = field(default_factory=time.monotonic)
+
+    def stale(self, now: float, idle: float) -> bool:
+        """No send running on it, and none for ``idle`` seconds."""
+        return self.inflight == 0 and now - self.last >= idle
 
 
 class KeepAlive:
@@ -158,22 +162,21 @@ class KeepAlive:
 
     def reap(self) -> int:
         """Close the sessions of hosts idle for :attr:`idle` seconds; returns how many hosts remain open."""
+        return self._drop(self.idle)
+
+    def close(self) -> None:
+        """Close every idle host's connections (a send still running keeps its own until it returns)."""
+        self._drop(0.0)
+
+    def _drop(self, idle: float) -> int:
         now = self._clock()
         with self._lock:
-            stale = [h for h, e in self._hosts.items() if e.inflight == 0 and now - e.last >= self.idle]
+            stale = [h for h, e in self._hosts.items() if e.stale(now, idle)]
             closing = [self._hosts.pop(h).session for h in stale]
             remaining = len(self._hosts)
         for session in closing:
             session.close()
         return remaining
-
-    def close(self) -> None:
-        """Close every idle host's connections (a send still running keeps its own until it returns)."""
-        with self._lock:
-            idle = [h for h, e in self._hosts.items() if e.inflight == 0]
-            closing = [self._hosts.pop(h).session for h in idle]
-        for session in closing:
-            session.close()
 
     def __len__(self) -> int:
         return len(self._hosts)
@@ -181,11 +184,12 @@ class KeepAlive:
     def _checkout(self, host: str) -> _Entry:
         stale: HostSession | None = None
         with self._lock:
+            now = self._clock()
             entry = self._hosts.get(host)
-            if entry is not None and entry.inflight == 0 and self._clock() - entry.last >= self.idle:
+            if entry is not None and entry.stale(now, self.idle):
                 stale, entry = entry.session, None
             if entry is None:
-                entry = _Entry(HostSession(self.pool_size))
+                entry = _Entry(HostSession(self.pool_size), last=now)
                 self._hosts[host] = entry
                 self.opened += 1
             entry.inflight += 1
