@@ -553,25 +553,6 @@ class Sender:
         notify_type: str,
         body_format: str | None,
         timeout: float,
-        guard: Guard | None = None,
-    ) -> _channels.SendResult:
-        lane.timeout = timeout
-        run = next(self._runs)
-        lane.running[run] = time.monotonic()
-        try:
-            return await self._run_one(lane, channel, title, body, notify_type, body_format, timeout, guard)
-        finally:
-            lane.running.pop(run, None)
-
-    async def _run_one(
-        self,
-        lane: _Host,
-        channel: _channels.Channel,
-        title: str,
-        body: str,
-        notify_type: str,
-        body_format: str | None,
-        timeout: float,
         guard: Guard | None,
     ) -> _channels.SendResult:
         send = self._send
@@ -597,7 +578,9 @@ class Sender:
             deadline = timeout + 2.0
         pending = self._submit(loop, work)
         expiry = loop.call_later(deadline, pending.expire)
-        began = time.monotonic()
+        lane.timeout = timeout
+        run = next(self._runs)
+        began = lane.running[run] = time.monotonic()  # running sends, oldest first (_hung_for, _lane_cap)
         try:
             result: _channels.SendResult = await pending.future
         except _DeadlinePassed:
@@ -614,6 +597,7 @@ class Sender:
         except Exception as exc:  # a bug in the send path is a failed send, not a dead dispatcher
             return _channels.SendResult(False, f"internal error: {type(exc).__name__}")
         finally:
+            lane.running.pop(run, None)
             expiry.cancel()
             if timer is not None:
                 timer.cancel()
