@@ -29,6 +29,8 @@ from typing import Any, cast
 import apprise
 from apprise.conversion.format import convert_between as _untyped_convert_between
 from apprise.manager_plugins import NotificationManager as _UntypedNotificationManager
+from apprise.plugins import url_to_dict as _untyped_url_to_dict
+from apprise.utils.cwe312 import cwe312_loggable as _untyped_cwe312_loggable
 from apprise.utils.parse import GET_SCHEMA_RE as _GET_SCHEMA_RE
 
 from alertd.channels._apprise_index import SCHEME_MODULES
@@ -36,6 +38,8 @@ from alertd.channels._apprise_index import SCHEME_MODULES
 __all__ = ["captured", "convert", "install_capture", "installed_scheme_modules", "instantiate", "notify"]
 
 _LOGGER_NAME = "apprise"
+#: Apprise's own logger: complaints alertd words for Apprise are captured like Apprise's.
+_LOG = logging.getLogger(_LOGGER_NAME)
 
 
 class _ThreadCapture(logging.Handler):
@@ -195,10 +199,34 @@ def installed_scheme_modules() -> dict[str, str]:
     return out
 
 
+def _instantiate(url: str, asset: Any) -> Any:
+    """``Apprise.instantiate(url, asset)`` for a URL string, less its debug line.
+
+    Apprise renders the whole plugin back into a URL only to log it at DEBUG, a level
+    alertd never shows: a third of a channel's load, paid again for every channel of a
+    fan-out too large for the channel cache. The complaints are Apprise's own words.
+    """
+    results = url_to_dict(url, secure_logging=asset.secure_logging)
+    if results is None:
+        return None
+    plugin_class = _PLUGINS[results["schema"]]
+    if not plugin_class.enabled:
+        _LOG.error("%s:// is disabled on this system.", results["schema"])
+        return None
+    results["tag"] = set()
+    results["asset"] = asset
+    try:
+        return plugin_class(**results)
+    except Exception:
+        loggable = cwe312_loggable(url, asset.secure_logging)
+        _LOG.error(f"Could not load {plugin_class.service_name} URL: {loggable}")
+        return None
+
+
 def _load(url: str, asset: Any) -> tuple[Any, list[str]]:
     with captured() as lines:
         try:
-            plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
+            plugin = _instantiate(url, asset)
         except Exception as exc:  # Apprise promises not to raise; a bad URL must not crash anything
             plugin = None
             lines.append(type(exc).__name__)
@@ -261,6 +289,10 @@ def notify(
             ok = False
     return ok, lines
 
+
+#: Apprise's URL parser and its log masking, untyped like the conversion below.
+url_to_dict = cast(Callable[..., dict[str, Any] | None], _untyped_url_to_dict)
+cwe312_loggable = cast(Callable[[str, bool], str], _untyped_cwe312_loggable)
 
 #: Apprise's own text → Markdown/HTML conversion; the function has no annotations, so its
 #: signature is stated here once instead of silencing the checker at each call.

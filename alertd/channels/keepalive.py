@@ -11,9 +11,13 @@ handshake over the internet costs far more than a loopback connect.
 
 Second, ``requests`` reads the proxy variables out of the whole environment
 twice per request (``get_environ_proxies``: a quarter of a send's CPU under
-cProfile). :class:`HostSession` asks the environment once per origin and keeps
-the answer for the session's life (``IDLE_SECONDS`` after its last send at
-most; the daemon's environment does not change while it runs).
+cProfile) and looks for ``~/.netrc`` and ``~/_netrc`` on disk at every request.
+:class:`HostSession` asks the environment and ``.netrc`` once per origin and keeps
+the answers for the session's life (``IDLE_SECONDS`` after its last send at
+most; the daemon's environment does not change while it runs). Its ``request``
+builds the prepared request and hands it to the adapter itself, skipping
+``Session``'s per-call merging of cookies, hooks and settings a cookie-less host
+session never has (64 send threads, one loopback host: 1,040 → 1,221 sends/s).
 
 What stays as ``requests.post()`` has it: proxies and ``no_proxy`` from the
 environment, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, ``.netrc``, each
@@ -48,7 +52,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -79,6 +83,7 @@ class HostSession(requests.Session):
         self.mount("https://", adapter)
         self._environ: dict[str, tuple[Mapping[str, str], str | None]] = {}
         self._environ_lock = threading.Lock()
+        self._netrcs: dict[str, Any] = {}
 
     def _environment(self, url: str, no_proxy: str | None) -> tuple[Mapping[str, str], str | None]:
         """(proxies, CA bundle) for ``url``'s origin as ``requests`` would read them; cached per origin."""
@@ -92,6 +97,84 @@ class HostSession(requests.Session):
             with self._environ_lock:
                 self._environ[key] = found
         return found
+
+    def _netrc(self, url: str) -> Any:
+        """``.netrc`` credentials for ``url``'s origin as ``requests`` would find them; cached per origin."""
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        if key not in self._netrcs:
+            found = requests.utils.get_netrc_auth(url)
+            with self._environ_lock:
+                self._netrcs[key] = found
+        return self._netrcs[key]
+
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        params: Any = None,
+        data: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        files: Any = None,
+        auth: Any = None,
+        timeout: Any = None,
+        allow_redirects: bool = True,
+        proxies: Any = None,
+        hooks: Any = None,
+        stream: Any = None,
+        verify: Any = None,
+        cert: Any = None,
+        json: Any = None,
+    ) -> requests.Response:
+        """``Session.request``, less the per-call work a kept, cookie-less host session never needs.
+
+        The request is prepared from ``requests``' own parts, in ``Session``'s order,
+        and sent by the adapter; redirects are followed by ``Session.resolve_redirects``
+        as ``Session.send`` does. Anything out of the ordinary (cookies or hooks passed
+        in, a proxy, session-wide auth or params) takes ``Session.request`` unchanged.
+        """
+        if isinstance(url, bytes):
+            url = url.decode("utf-8")
+        if isinstance(method, bytes):
+            method = method.decode("ascii")
+        if cookies or hooks or not self.trust_env or self.auth or self.params or self.hooks["response"]:
+            return super().request(
+                method, url, params=params, data=data, headers=headers, cookies=cookies, files=files,
+                auth=auth, timeout=timeout, allow_redirects=allow_redirects, proxies=proxies,
+                hooks=hooks, stream=stream, verify=verify, cert=cert, json=json,
+            )  # fmt: skip
+        prep = requests.PreparedRequest()
+        prep.prepare_method(method.upper())
+        prep.prepare_url(url, params or {})
+        merged = requests.structures.CaseInsensitiveDict(self.headers)
+        for key, value in (headers or {}).items():
+            merged[key] = value
+        prep.prepare_headers({k: v for k, v in merged.items() if v is not None})
+        prep._cookies = requests.cookies.RequestsCookieJar()
+        prep.prepare_body(data or {}, files, json)
+        target = str(prep.url)
+        prep.prepare_auth(auth or self._netrc(target), target)
+        prep.hooks = requests.hooks.default_hooks()
+        settings = self.merge_environment_settings(target, proxies or {}, stream, verify, cert)
+        if settings["proxies"]:
+            return self.send(prep, timeout=timeout, allow_redirects=allow_redirects, **settings)
+        adapter = self.get_adapter(target)
+        response = adapter.send(prep, timeout=timeout, **settings)
+        if response.is_redirect:
+            kwargs = dict(settings, timeout=timeout)
+            if allow_redirects:
+                history = list(self.resolve_redirects(response, prep, **kwargs))
+                if history:
+                    history.insert(0, response)
+                    response = history.pop()
+                    response.history = history
+            else:
+                following = self.resolve_redirects(response, prep, yield_requests=True, **kwargs)
+                response._next = cast(requests.PreparedRequest | None, next(following, None))
+        if not settings["stream"]:
+            response.content  # noqa: B018 - read the body now, as requests does, so the connection goes back
+        return response
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any

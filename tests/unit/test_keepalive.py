@@ -217,3 +217,109 @@ def test_a_connection_the_service_closed_is_not_a_failed_delivery(server: _Serve
     assert all(r.ok for r in results), [r.detail for r in results]
     assert server.connections == 5 and len(server.requests) == 5
     keep.close()
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    """Records everything a service would see; ``/redirect-NNN`` answers NNN with a Location."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        headers = {
+            k.lower(): v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        if "multipart/form-data" in headers.get("content-type", ""):
+            boundary = headers["content-type"].split("boundary=")[1]  # random per request
+            body = body.replace(boundary.encode(), b"B")
+            headers["content-type"] = "multipart/form-data; boundary=B"
+        with self.server.lock:
+            self.server.requests.append(
+                {"method": self.command, "path": self.path, "headers": headers, "body": body}
+            )
+        if self.path.startswith("/redirect-"):
+            self.send_response(int(self.path.split("-")[1][:3]))
+            self.send_header("Location", "/landed")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    do_GET = do_POST = do_PUT = do_DELETE = _any
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def echo() -> Iterator[_Server]:
+    srv = _Server()
+    srv.RequestHandlerClass = _EchoHandler
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs",
+    [
+        ("POST", "/json", {"json": {"text": "Повітряна тривога"}}),
+        ("POST", "/form", {"data": {"chat_id": "1", "text": "a b&c"}, "params": {"q": "1"}}),
+        (
+            "POST",
+            "/raw?x=1",
+            {"data": "plain", "headers": {"Content-Type": "text/plain", "User-Agent": "Apprise"}},
+        ),
+        ("POST", "/auth", {"data": b"x", "auth": ("user", "pass")}),
+        ("POST", "/no-accept", {"data": b"x", "headers": {"Accept": None, "X-Token": "t"}}),
+        ("POST", "/files", {"files": {"attach": ("a.txt", b"hello", "text/plain")}, "data": {"k": "v"}}),
+        ("GET", "/get", {"params": {"chat": "@kyiv"}}),
+        ("PUT", "/put", {"data": b"{}"}),
+        ("POST", "/redirect-302", {"data": b"x"}),  # POST → GET at the new place, as browsers and requests do
+        ("POST", "/redirect-307", {"data": b"x"}),  # method and body kept
+        ("POST", "/redirect-302", {"data": b"x", "allow_redirects": False}),
+    ],
+)
+def test_a_kept_session_sends_what_requests_itself_sends(
+    echo: _Server, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    """HostSession.request skips Session.request's per-call merging; the service must see no difference."""
+    base = f"http://127.0.0.1:{echo.server_address[1]}"
+    plain = requests.request(method, base + path, timeout=5, **kwargs)
+    seen_plain = list(echo.requests)
+    echo.requests.clear()
+    keep = KeepAlive(2)
+    kept = keep.run("127.0.0.1", requests.request, method, base + path, timeout=5, **kwargs)
+    keep.close()
+    assert echo.requests == seen_plain
+    assert (kept.status_code, kept.url, kept.content, len(kept.history)) == (
+        plain.status_code,
+        plain.url,
+        plain.content,
+        len(plain.history),
+    )
+    assert (kept.next.url if kept.next else None) == (plain.next.url if plain.next else None)
+
+
+def test_netrc_credentials_apply_as_with_requests(
+    echo: _Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login svc password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    url = f"http://127.0.0.1:{echo.server_address[1]}/n"
+    keep = KeepAlive(2)
+    for _ in range(2):  # the second from the per-origin cache
+        keep.run("127.0.0.1", requests.post, url, data=b"x", timeout=5)
+    keep.run("127.0.0.1", requests.post, url, data=b"x", auth=("own", "pw"), timeout=5)  # explicit wins
+    keep.close()
+    requests.post(url, data=b"x", timeout=5)
+    auths = [r["headers"].get("authorization") for r in echo.requests]
+    assert auths[0] == auths[1] == auths[3] == requests.auth._basic_auth_str("svc", "s3cret")
+    assert auths[2] == requests.auth._basic_auth_str("own", "pw")
