@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -232,6 +233,18 @@ class SubscriberConfig(_Frozen):
     urls_file: Path | None = Field(
         default=None, description="File with one Apprise URL per line, appended to urls."
     )
+
+    @field_validator("regions", "advisories")
+    @classmethod
+    def _shared_codes(cls, codes: list[str]) -> list[str]:
+        """One string object per distinct code, however many residents name it.
+
+        The TOML parser makes a new string for every occurrence: 10,000 residents
+        following all 25 oblasts kept 250,000 copies (≈ 14 MB live) of 25 codes. The
+        process's RSS keeps the parse's peak (the freed strings leave its memory
+        fragmented), but the space is there for what the daemon allocates later.
+        """
+        return [sys.intern(code) for code in codes]
 
 
 class TopicConfig(_Frozen):

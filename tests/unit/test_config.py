@@ -439,3 +439,17 @@ def test_push_and_cap_out_settings_are_checked(tmp_path: Path) -> None:
     )
     assert any("webhook_secret: only ukrainealarm pushes" in p for p in problems_of(wrong))
     assert any("sender" in p for p in problems_of(write(tmp_path, '[cap_out]\nsender = "a b"\n', "d.toml")))
+
+
+def test_region_codes_are_one_object_however_many_residents_name_them(tmp_path: Path) -> None:
+    """10,000 residents following all 25 oblasts held 250,000 copies of 25 strings (≈ 14 MB)."""
+    residents = "".join(
+        f'[[subscribers]]\nname = "r{i}"\nregions = ["UA-30", "UA-30"]\nadvisories = ["UA"]\n'
+        f'urls = ["ntfy://ntfy.sh/alertd-{i}"]\n'
+        for i in range(3)
+    )
+    settings = load_settings(write(tmp_path, MINIMAL + residents), env={}, registry=REGISTRY)
+    subscribers = settings.subscribers[1:]
+    assert [s.regions for s in subscribers] == [["UA-30", "UA-30"]] * 3
+    assert all(code is subscribers[0].regions[0] for s in subscribers for code in s.regions)
+    assert all(s.advisories[0] is subscribers[0].advisories[0] for s in subscribers)
