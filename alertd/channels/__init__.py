@@ -184,7 +184,7 @@ class Channel:
     """
 
     url: str
-    masked: str
+    _masked: str | None  # None: worked out from the plugin at the first use (see masked)
     plugin: Any
     limits: ChannelLimits
     host: str
@@ -193,6 +193,18 @@ class Channel:
     @property
     def usable(self) -> bool:
         return self.plugin is not None
+
+    @property
+    def masked(self) -> str:
+        """The channel's name for logs, with its secrets hidden.
+
+        Apprise renders the plugin back into a privacy URL for it, a quarter of a
+        channel's load: done when a line first names the channel, so a fan-out
+        logged at WARNING, where deliveries that went well are not logged, never pays it.
+        """
+        if self._masked is None:
+            self._masked = _mask_plugin(self.plugin, self.url)
+        return self._masked
 
 
 def _measure_for(notify_format: str) -> Any:
@@ -299,7 +311,7 @@ def load(url: str | SecretStr, *, timeout: float | None = None) -> Channel:
         limits = limits_of(plugin)
     except Exception:  # never let a limits lookup stop a delivery
         limits = DEFAULT_LIMITS
-    return Channel(raw, _mask_plugin(plugin, raw), plugin, limits, _host_of(plugin, raw))
+    return Channel(raw, None, plugin, limits, _host_of(plugin, raw))
 
 
 def problem(url: str | SecretStr) -> str | None:

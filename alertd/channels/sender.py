@@ -222,7 +222,7 @@ class _Host:
     burst: float
     tokens: float
     refilled: float
-    queue: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    queue: list[tuple[int, int, asyncio.Future[bool | None]]] = field(default_factory=list)
     inflight: int = 0
     stalled: int = 0
     paused_until: float = 0.0
@@ -410,15 +410,10 @@ class Sender:
         lane = self._lane(channel.host)
         result = _channels.SendResult(False, "not sent")
         for _ in range(RATE_LIMIT_REQUEUES + 1):
-            if max_wait is None:
-                await self._acquire(lane, priority)
-            else:
-                try:
-                    await asyncio.wait_for(self._acquire(lane, priority), max_wait)
-                except TimeoutError:
-                    return _channels.SendResult(
-                        False, "the service host is busy; queued again", not_sent=True, retry_after=max_wait
-                    )
+            if not await self._acquire(lane, priority, max_wait):
+                return _channels.SendResult(
+                    False, "the service host is busy; queued again", not_sent=True, retry_after=max_wait
+                )
             held = False
             try:
                 result = await self._run(lane, channel, title, body, notify_type, body_format, timeout, guard)
@@ -455,19 +450,43 @@ class Sender:
             self._hosts[host] = lane
         return lane
 
-    async def _acquire(self, lane: _Host, priority: int) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _acquire(self, lane: _Host, priority: int, max_wait: float | None = None) -> bool:
+        """Wait for a slot on ``lane``: True once granted; False when ``max_wait`` passed first.
+
+        A slot free at once is taken without suspending, the usual case in a fan-out:
+        no timer and no task per send (``asyncio.wait_for`` made both).
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool | None] = loop.create_future()
         heapq.heappush(lane.queue, (priority, next(self._seq), waiter))
         self._grant()
+        if waiter.done():
+            return True
+        timer = None if max_wait is None else loop.call_later(max_wait, self._expire, lane, waiter)
         try:
-            await waiter
+            granted = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():  # granted, then cancelled: give it back
-                self._release(lane)
+                if waiter.result() is not False:
+                    self._release(lane)
             else:
-                lane.queue = [e for e in lane.queue if e[2] is not waiter]
-                heapq.heapify(lane.queue)
+                self._unqueue(lane, waiter)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return granted is not False
+
+    def _expire(self, lane: _Host, waiter: asyncio.Future[bool | None]) -> None:
+        """``max_wait`` passed without a slot: the send leaves the lane's queue, holding nothing."""
+        if not waiter.done():
+            waiter.set_result(False)
+            self._unqueue(lane, waiter)
+
+    @staticmethod
+    def _unqueue(lane: _Host, waiter: asyncio.Future[Any]) -> None:
+        lane.queue = [e for e in lane.queue if e[2] is not waiter]
+        heapq.heapify(lane.queue)
 
     def _give_back(self, lane: _Host, _recorded: asyncio.Future[Any]) -> None:
         """The held slot of a send that ran: its outcome is recorded now."""

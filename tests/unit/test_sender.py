@@ -175,6 +175,10 @@ async def test_a_send_can_keep_its_slot_until_its_outcome_is_recorded() -> None:
         assert refused.not_sent and sender.free == 0
         held.set_result(None)
         await until(lambda: sender.free == 1)
+        # the refused send left the queue: the freed slot went to nobody, and the next send runs
+        assert service.calls == ["a:one", "a:two", "a:three"]
+        assert (await sender.send(channel("a"), "t", "five", "info", timeout=5, max_wait=1)).ok
+        assert service.calls[-1] == "a:five" and sender.free == 1
     finally:
         sender.close()
 
