@@ -274,11 +274,15 @@ def instantiate(url: str, timeout: float | None = None) -> tuple[Any, str]:
     return None, reason
 
 
+_NOTIFY_TYPES: dict[str, Any] = {kind.value: kind for kind in apprise.NotifyType}
+
+
 def notify(
     plugin: Any, title: str, body: str, notify_type: str, body_format: str | None
 ) -> tuple[bool, list[str]]:
     """Send through ``plugin`` in this thread: (its outcome, what it logged at WARNING+). Never raises."""
-    kwargs: dict[str, Any] = {"body": body, "title": title, "notify_type": notify_type}
+    kind = _NOTIFY_TYPES.get(notify_type, notify_type)  # Apprise converts a plain string at every send
+    kwargs: dict[str, Any] = {"body": body, "title": title, "notify_type": kind}
     if body_format is not None:
         kwargs["body_format"] = body_format
     with captured() as lines:

@@ -146,7 +146,7 @@ class HostSession(requests.Session):
             )  # fmt: skip
         prep = requests.PreparedRequest()
         prep.prepare_method(method.upper())
-        prep.prepare_url(url, params or {})
+        prep.prepare_url(url, params or "")  # "": no parameters, without requests' Protocol checks
         merged = requests.structures.CaseInsensitiveDict(self.headers)
         for key, value in (headers or {}).items():
             merged[key] = value
@@ -189,11 +189,13 @@ class HostSession(requests.Session):
             proxies.setdefault(key, value)
         if (verify is True or verify is None) and bundle:
             verify = bundle
+        # requests.sessions.merge_setting, spelt out for the session's own (default) settings
+        merged = requests.sessions.merge_setting(proxies, self.proxies) if self.proxies else None
         return {
-            "proxies": requests.sessions.merge_setting(proxies, self.proxies),
-            "stream": requests.sessions.merge_setting(stream, self.stream),
-            "verify": requests.sessions.merge_setting(verify, self.verify),
-            "cert": requests.sessions.merge_setting(cert, self.cert),
+            "proxies": merged if merged is not None else {k: v for k, v in proxies.items() if v is not None},
+            "stream": self.stream if stream is None else stream,
+            "verify": self.verify if verify is None else verify,
+            "cert": self.cert if cert is None else cert,
         }
 
 
