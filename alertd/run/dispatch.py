@@ -451,11 +451,9 @@ class SendStage:
         if channel is None or job.message is None or not channel.usable:
             error = channel.error if channel is not None else None
             return replace(job, result=SendResult(False, error or "channel unusable"))
-        wait = self.sender.ready_in(channel.host)
-        if wait > HOST_WAIT_RELEASE:
-            retry_at = self.ages.now() + timedelta(seconds=wait)
-            outcome = Outcome(job.item.id, job.item.attempts, "pending", None, retry_at, counted=False)
-            return replace(job, outcome=outcome, log_outcome=False)
+        held_back = self.hold_back(job, channel)
+        if held_back is not None:
+            return held_back
         lock = self._busy.get(job.item.channel)
         if lock is None:
             lock = self._busy[job.item.channel] = asyncio.Lock()
@@ -478,6 +476,18 @@ class SendStage:
             if not lock.locked() and self._busy.get(job.item.channel) is lock:
                 del self._busy[job.item.channel]
         return replace(job, result=result)
+
+    def hold_back(self, job: Job, channel: Channel, ready_in: float | None = None) -> Job | None:
+        """``job`` put back in the outbox, uncounted, when its host cannot take it for a while; else None.
+
+        ``ready_in``: the host's :meth:`Sender.ready_in`, when the caller already asked.
+        """
+        wait = self.sender.ready_in(channel.host) if ready_in is None else ready_in
+        if wait <= HOST_WAIT_RELEASE:
+            return None
+        retry_at = self.ages.now() + timedelta(seconds=wait)
+        outcome = Outcome(job.item.id, job.item.attempts, "pending", None, retry_at, counted=False)
+        return replace(job, channel=channel, outcome=outcome, log_outcome=False)
 
     def _guard(self, item: OutboxItem, channel: Channel) -> Guard | None:
         """The connect-time guard for a resident's raw URL; a lookup failure guards anyway."""
@@ -842,9 +852,10 @@ class Dispatcher:
         )
         self.plan = PlanStage(store, self.delivery, self.ages)
         self._render = RenderStage(self._channels, settings, footer_for)
+        self._send = SendStage(self.sender, self.delivery, self.ages, guard_for, self.recorder.hold)
         self.pipeline = MultiStage(
             self._render,
-            SendStage(self.sender, self.delivery, self.ages, guard_for, self.recorder.hold),
+            self._send,
             RecordStage(self.recorder, self.delivery, self.ages, self._hook),
         )
         self._record = RecordStage(self.recorder, self.delivery, self.ages, self._hook)
@@ -1019,7 +1030,15 @@ class Dispatcher:
                 self.recorder.add(outcome, item)
             return
         await self._render.preload(planned)
+        ready_in: dict[str, float] = {}  # per host, asked once per batch
         for job in planned:
+            channel = self._channels.peek(job.item.channel) if job.outcome is None else None
+            if channel is not None and channel.usable:
+                # A row whose host is paused, far over its rate or hung goes straight back to the
+                # outbox: no task, no render (a busy host's rows cost the other hosts' CPU).
+                if channel.host not in ready_in:
+                    ready_in[channel.host] = self.sender.ready_in(channel.host)
+                job = self._send.hold_back(job, channel, ready_in[channel.host]) or job
             if job.outcome is not None:
                 self._record.record(job)
                 continue
