@@ -816,34 +816,35 @@ class SQLiteStore:
         outcomes = list(outcomes)
         if not outcomes:
             return
+        stamp = _ts(now)
+        latest = list({o.outbox_id: o for o in outcomes}.values())  # one row's later outcome wins
+        given_back = [(_ts(o.retry_at or now), o.outbox_id) for o in latest if not o.counted]
+        retrying = [
+            (_ts(o.retry_at or now), o.detail, o.outbox_id)
+            for o in latest
+            if o.counted and o.state == OutboxState.PENDING
+        ]
+        settled = [
+            (str(o.state), None if o.state == OutboxState.DELIVERED else o.detail, stamp, o.outbox_id)
+            for o in latest
+            if o.counted and o.state != OutboxState.PENDING
+        ]
         with self._transaction() as db:
-            for o in outcomes:
-                if not o.counted:  # claimed, never tried: back to pending, the attempt given back
-                    db.execute(
-                        "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = attempts - 1 "
-                        "WHERE id = ?",
-                        (_ts(o.retry_at or now), o.outbox_id),
-                    )
-                elif o.state == OutboxState.PENDING:
-                    db.execute(
-                        "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ?",
-                        (_ts(o.retry_at or now), o.detail, o.outbox_id),
-                    )
-                else:
-                    db.execute(
-                        "UPDATE outbox SET state = ?, last_error = ?, sent_at = ? WHERE id = ?",
-                        (
-                            str(o.state),
-                            None if o.state == OutboxState.DELIVERED else o.detail,
-                            _ts(now),
-                            o.outbox_id,
-                        ),
-                    )
+            # claimed, never tried: back to pending, the attempt given back
+            db.executemany(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = attempts - 1 WHERE id = ?",
+                given_back,
+            )
+            db.executemany(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ?",
+                retrying,
+            )
+            db.executemany("UPDATE outbox SET state = ?, last_error = ?, sent_at = ? WHERE id = ?", settled)
             db.executemany(
                 "INSERT INTO attempts (outbox_id, attempt, at, outcome, detail) VALUES (?,?,?,?,?) "
                 "ON CONFLICT (outbox_id, attempt) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, "
                 "detail = excluded.detail",
-                [(o.outbox_id, o.attempt, _ts(now), str(o.state), o.detail) for o in outcomes if o.counted],
+                [(o.outbox_id, o.attempt, stamp, str(o.state), o.detail) for o in outcomes if o.counted],
             )
 
     def outbox_state(self, event_id: str, channel: str) -> OutboxState | None:
