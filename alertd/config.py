@@ -414,7 +414,7 @@ class DeliveryConfig(_Frozen):
         default=2048,
         ge=64,
         le=1_000_000,
-        description="Loaded channels kept (about 1 KB each); a fan-out to more reloads them (0.1-0.3 ms each).",
+        description="Loaded channels kept (about 1 KB each); a fan-out to more reloads them (about 0.1 ms each).",
     )
     max_attempts: int = Field(default=8, ge=1, le=1000, description="Attempts before a delivery is dead.")
     retry_base: float = Field(default=2.0, gt=0, description="Seconds; base of the exponential backoff.")

@@ -827,7 +827,7 @@ class Dispatcher:
         # Claim no more than can be sent now (a kill then repeats only rows really in flight).
         self._window = max(1, batch_size if batch_size is not None else self.sender.concurrency)
         # Loaded channels: an LRU of ``delivery.channel_cache`` (≈ 1 KB each). A fan-out beyond it
-        # reloads its channels, off the loop in each batch's preload (≈ 0.1-0.3 ms per URL): the
+        # reloads its channels, off the loop in each batch's preload (≈ 0.1 ms per URL): the
         # default keeps a 10,000-channel city's after-alert RSS under 90 MB (bench/README.md, issue
         # 12). Never smaller than 4 claim windows, so a batch's preloaded channels are still there
         # when its deliveries render.
