@@ -72,7 +72,7 @@ def install_capture() -> None:
     Idempotent; process-wide by nature (loggers are). The logger keeps its level
     at WARNING at most, or the captured reasons would be lost.
     """
-    logger = logging.getLogger(_LOGGER_NAME)
+    logger = _LOG
     with _INSTALL_LOCK:
         logger.propagate = False
         if _CAPTURE not in logger.handlers:
